@@ -1,0 +1,1 @@
+"""Bindings and tools: ASGI app, runner, CLI, demo."""

@@ -1,0 +1,87 @@
+"""``sockjet`` command line: ``run`` a server, start the ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+from . import runner
+
+_APP_ENV = "SOCKJET_APP"
+
+
+def load(spec: str) -> Any:
+    """Import ``module:attribute`` (attribute may be dotted)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"sockjet: expected MODULE:ATTRIBUTE, got {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"sockjet: cannot import {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SystemExit(f"sockjet: {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def worker_app() -> Any:
+    """Factory used by uvicorn's worker processes (``--workers N``)."""
+    return runner.resolve(load(os.environ[_APP_ENV]))[0]
+
+
+def _add_bind(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="TCP port (default 3000)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug", "trace"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sockjet", description="Socket.IO for Python")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_cmd = commands.add_parser("run", help="serve MODULE:ATTRIBUTE (a server or ASGI app)")
+    run_cmd.add_argument("target", help="e.g. myapp:io")
+    _add_bind(run_cmd)
+    run_cmd.add_argument("--workers", type=int, default=1,
+                         help="worker processes; sessions are per process, so more than one "
+                              "needs sticky sessions or WebSocket-only clients")
+
+    demo_cmd = commands.add_parser("demo", help="start the demo server (in memory)")
+    _add_bind(demo_cmd)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else 5,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        from .demo import create_demo
+
+        print(f"sockjet demo on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
+        runner.run(create_demo(), host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    target = load(args.target)
+    if args.workers > 1:
+        import uvicorn
+
+        os.environ[_APP_ENV] = args.target
+        cfg, _ = runner.config(target, args.host, args.port, log_level=args.log_level)
+        uvicorn.run("sockjet.bindings.cli:worker_app", factory=True, host=args.host,
+                    port=args.port, workers=args.workers, loop=cfg.loop, http=cfg.http,
+                    ws=cfg.ws, ws_ping_interval=None, ws_max_size=cfg.ws_max_size,
+                    ws_per_message_deflate=cfg.ws_per_message_deflate,
+                    log_level=args.log_level)
+        return 0
+    runner.run(target, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

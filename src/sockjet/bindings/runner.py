@@ -1,0 +1,83 @@
+"""The default runner: uvicorn with uvloop and httptools, shutting sessions down cleanly."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import uvicorn
+
+from ..engine.server import EngineServer
+
+log = logging.getLogger("sockjet.runner")
+
+
+def _has(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def resolve(target: Any) -> tuple[Any, EngineServer | None]:
+    """``(asgi_app, engine)`` for a server object (anything with ``asgi_app()``) or an ASGI app."""
+    if hasattr(target, "asgi_app"):
+        app = target.asgi_app()
+        return app, app.engine
+    if callable(target):
+        return target, getattr(target, "engine", None)
+    raise TypeError(f"cannot serve {target!r}: expected a sockjet server or an ASGI application")
+
+
+class _Server(uvicorn.Server):
+    """Closes Engine.IO sessions before uvicorn waits for connections to finish, so that pending
+    long-polls are answered at once instead of holding the shutdown for a ping interval."""
+
+    def __init__(self, config: uvicorn.Config, engine: EngineServer | None) -> None:
+        super().__init__(config)
+        self._engine = engine
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        if self._engine is not None:
+            await self._engine.shutdown()
+        await super().shutdown(sockets)
+
+
+def config(
+    target: Any,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    **uvicorn_options: Any,
+) -> tuple[uvicorn.Config, EngineServer | None]:
+    app, engine = resolve(target)
+    options: dict[str, Any] = {
+        "loop": "uvloop" if _has("uvloop") else "asyncio",
+        "http": "httptools" if _has("httptools") else "h11",
+        "ws": "websockets-sansio",
+        "lifespan": "on",
+        "ws_ping_interval": None,  # Engine.IO has its own heartbeat
+        "ws_per_message_deflate": bool(engine and engine.per_message_deflate),
+        "log_level": "info",
+    }
+    if engine is not None:
+        options["ws_max_size"] = engine.max_http_buffer_size
+    options.update(uvicorn_options)
+    return uvicorn.Config(app, host=host, port=port, **options), engine
+
+
+def run(target: Any, host: str = "127.0.0.1", port: int = 3000, **uvicorn_options: Any) -> None:
+    """Serve a sockjet server (or any ASGI app) until SIGINT/SIGTERM.
+
+    Extra keyword arguments go to :class:`uvicorn.Config` (``log_level``, ``ssl_keyfile``...).
+    """
+    cfg, engine = config(target, host, port, **uvicorn_options)
+    _Server(cfg, engine).run()
+
+
+async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000,
+                **uvicorn_options: Any) -> None:
+    """Async form of :func:`run` for callers that own the event loop."""
+    cfg, engine = config(target, host, port, **uvicorn_options)
+    await _Server(cfg, engine).serve()

@@ -1,0 +1,1 @@
+"""Engine.IO server: sessions, polling and WebSocket transports, upgrade, heartbeat."""

@@ -1,0 +1,64 @@
+"""The small request/connection interface between the engine and a binding (ASGI, native...).
+
+A binding turns its own request objects into :class:`HTTPRequest` / :class:`WebSocketConnection`
+and writes back the :class:`Response`. The engine never sees ASGI scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class PayloadTooLarge(Exception):
+    """The request body exceeds the limit given to :meth:`HTTPRequest.read_body`."""
+
+
+class ClientGone(Exception):
+    """The peer went away while the request body was being read."""
+
+
+class RequestInfo(Protocol):
+    """What the engine and user hooks (``allow_request``...) may read of any request."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names; repeated headers joined with ", "
+    scheme: str  # "http"/"https" (or "ws"/"wss" for WebSocket scopes)
+    client: tuple[str, int] | None
+    raw_query: bytes
+
+
+class HTTPRequest(RequestInfo, Protocol):
+    async def read_body(self, limit: int) -> bytes:
+        """Whole body; raises :class:`PayloadTooLarge` past ``limit`` bytes, ``ClientGone``."""
+        ...
+
+    async def wait_disconnect(self) -> None:
+        """Return once the client has gone away (used while a long-poll waits)."""
+        ...
+
+
+class WebSocketConnection(RequestInfo, Protocol):
+    async def accept(self) -> None: ...
+
+    async def reject(self, status: int, body: bytes) -> None:
+        """Refuse the handshake with an HTTP response (before :meth:`accept`)."""
+        ...
+
+    async def receive(self) -> str | bytes | None:
+        """Next message, or ``None`` once the connection is closed."""
+        ...
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""

@@ -1,0 +1,332 @@
+"""The Engine.IO server: request routing, handshakes, the error table, the session table."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+
+from ..codecs import engineio as eio
+from .interface import HTTPRequest, RequestInfo, Response, WebSocketConnection
+from .session import EngineSocket, Handler
+
+log = logging.getLogger("sockjet.engine")
+
+#: Engine.IO error codes and messages (same table in engine.io 3.x and 6.x).
+ERRORS = {
+    0: "Transport unknown",
+    1: "Session ID unknown",
+    2: "Bad handshake method",
+    3: "Bad request",
+    4: "Forbidden",
+    5: "Unsupported protocol version",
+}
+
+TRANSPORTS = ("polling", "websocket")
+
+AllowRequest = Callable[[RequestInfo], "bool | Awaitable[bool]"]
+
+
+class Forbidden(Exception):
+    """Raise from ``allow_request`` to refuse a session with a reason (HTTP 403)."""
+
+    def __init__(self, reason: str = "Forbidden") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _positive(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class EngineServer:
+    """Engine.IO protocols 3 and 4 on one endpoint.
+
+    Times are in seconds (fractions allowed); the handshake advertises them in milliseconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        ping_interval: float = 25,
+        ping_timeout: float = 20,
+        max_http_buffer_size: int = 1_000_000,
+        allow_eio3: bool = True,
+        transports: Iterable[str] = TRANSPORTS,
+        allow_upgrades: bool = True,
+        upgrade_timeout: float = 10,
+        close_timeout: float = 30,
+        cookie: bool | str | dict[str, Any] | None = None,
+        http_compression: bool | dict[str, Any] = True,
+        per_message_deflate: bool = False,
+        allow_request: AllowRequest | None = None,
+        path: str = "/engine.io/",
+    ) -> None:
+        self.ping_interval = _positive("ping_interval", ping_interval)
+        self.ping_timeout = _positive("ping_timeout", ping_timeout)
+        self.upgrade_timeout = _positive("upgrade_timeout", upgrade_timeout)
+        self.close_timeout = _positive("close_timeout", close_timeout)
+        if not isinstance(max_http_buffer_size, int) or max_http_buffer_size <= 0:
+            raise ValueError("max_http_buffer_size must be a positive number of bytes")
+        self.max_http_buffer_size = max_http_buffer_size
+        self.allow_eio3 = allow_eio3
+        self.transports = tuple(transports)
+        if not self.transports or any(t not in TRANSPORTS for t in self.transports):
+            raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
+        self.allow_upgrades = allow_upgrades
+        self.per_message_deflate = per_message_deflate
+        self.compression_threshold = _compression_threshold(http_compression)
+        self.cookie = _cookie_template(cookie)
+        self.allow_request = allow_request
+        self.path = normalise_path(path)
+        self.sessions: dict[str, EngineSocket] = {}
+        self._handlers: dict[str, list[Handler]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- application hooks ----------------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register a server event handler: ``connection(socket)``."""
+
+        def register(fn: Handler) -> Handler:
+            self._handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def _invoke(self, fn: Handler, *args: Any) -> None:
+        """Call a sync or async handler; an exception is logged and contained."""
+        try:
+            result = fn(*args)
+        except Exception:
+            log.exception("error in handler %r", fn)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("error in handler", exc_info=task.exception())
+
+    def _forget(self, socket: EngineSocket) -> None:
+        if self.sessions.get(socket.sid) is socket:
+            del self.sessions[socket.sid]
+
+    # -- responses ------------------------------------------------------------------------------
+
+    @staticmethod
+    def error_response(code: int, status: int = 400, message: str | None = None) -> Response:
+        body = orjson.dumps({"code": code, "message": message or ERRORS[code]})
+        return Response(status, [("content-type", "application/json")], body)
+
+    def _handshake_json(self, sid: str, upgrades: list[str]) -> str:
+        return orjson.dumps(
+            {
+                "sid": sid,
+                "upgrades": upgrades,
+                "pingInterval": _ms(self.ping_interval),
+                "pingTimeout": _ms(self.ping_timeout),
+                "maxPayload": self.max_http_buffer_size,
+            }
+        ).decode()
+
+    def _protocol(self, value: str | None) -> int | None:
+        if value == "4":
+            return 4
+        if value == "3" and self.allow_eio3:
+            return 3
+        return None
+
+    async def _check_allowed(self, req: RequestInfo) -> str | None:
+        """``None`` when the request may open a session, else the refusal reason."""
+        if self.allow_request is None:
+            return None
+        try:
+            allowed = self.allow_request(req)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+        except Forbidden as exc:
+            return exc.reason
+        return None if allowed else "Forbidden"
+
+    # -- HTTP entry point -----------------------------------------------------------------------
+
+    async def handle_request(self, req: HTTPRequest) -> Response:
+        query = req.query
+        transport = query.get("transport")
+        if transport not in self.transports:
+            return self.error_response(0)
+        if transport != "polling":  # a WebSocket transport on a plain HTTP request
+            return self.error_response(3)
+        jsonp = query.get("j")
+        if jsonp is not None and not eio.valid_jsonp_index(jsonp):
+            return self.error_response(3)
+        sid = query.get("sid")
+        if sid is not None:
+            socket = self.sessions.get(sid)
+            if socket is None:
+                return self.error_response(1)
+            if socket.transport != "polling":
+                return self.error_response(3)
+            if req.method == "GET":
+                return await socket.handle_poll(req)
+            if req.method == "POST":
+                return await socket.handle_post(req)
+            return self.error_response(3)
+        if req.method != "GET":
+            return self.error_response(2)
+        protocol = self._protocol(query.get("EIO"))
+        if protocol is None:
+            return self.error_response(5)
+        refusal = await self._check_allowed(req)
+        if refusal is not None:
+            return self.error_response(4, 403, refusal)
+        return await self._open_polling(req, protocol)
+
+    async def _open_polling(self, req: HTTPRequest, protocol: int) -> Response:
+        sid = new_sid()
+        b64 = req.query.get("b64") in ("1", "true")
+        socket = EngineSocket(self, sid, protocol, req, b64)
+        self.sessions[sid] = socket
+        upgrades = ["websocket"] if "websocket" in self.transports and self.allow_upgrades else []
+        socket._send_packet(eio.OPEN, self._handshake_json(sid, upgrades))
+        socket._start_heartbeat()
+        self._emit_connection(socket)
+        response = await socket.handle_poll(req)
+        if self.cookie is not None:
+            name, _, attributes = self.cookie.partition("=")
+            response.headers.append(("set-cookie", f"{name}={sid}{attributes}"))
+        return response
+
+    def _emit_connection(self, socket: EngineSocket) -> None:
+        for fn in tuple(self._handlers.get("connection", ())):
+            self._invoke(fn, socket)
+
+    # -- WebSocket entry point ------------------------------------------------------------------
+
+    async def handle_websocket(self, ws: WebSocketConnection) -> None:
+        query = ws.query
+        transport = query.get("transport")
+        if transport not in self.transports:
+            return await ws.reject(400, ERRORS[0].encode())
+        if transport != "websocket":
+            return await ws.reject(400, ERRORS[3].encode())
+        sid = query.get("sid")
+        if sid is not None:
+            socket = self.sessions.get(sid)
+            if socket is None:
+                return await ws.reject(400, ERRORS[1].encode())
+            if not self.allow_upgrades:
+                return await ws.reject(400, ERRORS[3].encode())
+            return await socket.handle_upgrade(ws)
+        protocol = self._protocol(query.get("EIO"))
+        if protocol is None:
+            return await ws.reject(400, ERRORS[5].encode())
+        refusal = await self._check_allowed(ws)
+        if refusal is not None:
+            return await ws.reject(403, refusal.encode())
+        await ws.accept()
+        sid = new_sid()
+        socket = EngineSocket(self, sid, protocol, ws, b64=False)
+        self.sessions[sid] = socket
+        socket._buffer.append((eio.OPEN, self._handshake_json(sid, [])))
+        socket._start_heartbeat()
+        self._emit_connection(socket)
+        await socket.run_websocket(ws)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Close every session (``"server shutting down"``): pending polls are answered."""
+        for socket in list(self.sessions.values()):
+            socket._close("server shutting down")
+        # let pending polls and WebSocket writers flush their close
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    def asgi_app(self, other_asgi_app: Any = None, path: str | None = None) -> Any:
+        """An ASGI application serving this engine; other paths go to ``other_asgi_app``."""
+        from ..bindings.asgi import ASGIApp  # bindings sit above the engine
+
+        return ASGIApp(self, other_asgi_app, path=path)
+
+
+def new_sid() -> str:
+    """20 URL-safe characters (15 random bytes), like Node's base64id."""
+    return secrets.token_urlsafe(15)
+
+
+def normalise_path(path: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ValueError("path must be a non-empty string such as '/socket.io/'")
+    return "/" + path.strip("/") + "/" if path.strip("/") else "/"
+
+
+def _compression_threshold(option: bool | dict[str, Any]) -> int | None:
+    if option is False or option is None:
+        return None
+    if option is True:
+        return 1024
+    if isinstance(option, dict):
+        unknown = set(option) - {"threshold"}
+        if unknown:
+            raise ValueError(f"unknown http_compression keys: {sorted(unknown)}")
+        threshold = option.get("threshold", 1024)
+        if not isinstance(threshold, int) or threshold < 0:
+            raise ValueError("http_compression threshold must be a non-negative integer")
+        return threshold
+    raise ValueError("http_compression must be a bool or {'threshold': bytes}")
+
+
+_COOKIE_KEYS = {"name", "path", "http_only", "same_site", "secure", "domain", "max_age"}
+
+
+def _cookie_template(option: bool | str | dict[str, Any] | None) -> str | None:
+    """Pre-render the Set-Cookie value; the sid goes right after the first ``=``."""
+    if option is None or option is False:
+        return None
+    opts: dict[str, Any] = {"name": "io", "path": "/", "http_only": True, "same_site": "Lax"}
+    if isinstance(option, str):
+        opts["name"] = option
+    elif isinstance(option, dict):
+        unknown = set(option) - _COOKIE_KEYS
+        if unknown:
+            raise ValueError(f"unknown cookie keys: {sorted(unknown)}; use {sorted(_COOKIE_KEYS)}")
+        opts.update(option)
+    elif option is not True:
+        raise ValueError("cookie must be True, a cookie name, or a dict of cookie options")
+    name = str(opts["name"])
+    if not name or any(c in name for c in ' ;,="\t\r\n'):
+        raise ValueError(f"invalid cookie name {name!r}")
+    parts = [name + "="]
+    if opts.get("domain"):
+        parts.append(f"Domain={opts['domain']}")
+    if opts.get("path"):
+        parts.append(f"Path={opts['path']}")
+    if opts.get("max_age") is not None:
+        parts.append(f"Max-Age={int(opts['max_age'])}")
+    if opts.get("http_only"):
+        parts.append("HttpOnly")
+    if opts.get("secure"):
+        parts.append("Secure")
+    same_site = opts.get("same_site")
+    if same_site:
+        value = str(same_site).capitalize()
+        if value not in ("Strict", "Lax", "None"):
+            raise ValueError("cookie same_site must be 'Strict', 'Lax' or 'None'")
+        parts.append(f"SameSite={value}")
+    return "; ".join(parts)
