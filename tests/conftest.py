@@ -1,0 +1,78 @@
+"""Shared fixtures: real servers on 127.0.0.1 free ports, real Node clients from tests/node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sockjet.bindings import runner
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def serve(target: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
+    """Run ``target`` (a sockjet server or ASGI app) on uvicorn on a free port; yield its URL."""
+    port = free_port()
+    options = {"log_level": "warning", **uvicorn_options}
+    cfg, engine = runner.config(target, "127.0.0.1", port, **options)
+    server = runner._Server(cfg, engine)
+    task = asyncio.ensure_future(server._serve())  # no signal capture inside the test run
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()
+        raise RuntimeError("server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def run_node(script: str, *args: str, timeout: float = 30) -> tuple[int, str, str]:
+    """Run ``node tests/node/<script> args...``; return (exit code, stdout, stderr)."""
+    if not (NODE_DIR / "node_modules").is_dir():
+        pytest.fail("tests/node/node_modules missing: run the README's test command")
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE_DIR / script), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=NODE_DIR,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def run_node_json(script: str, config: dict[str, Any], timeout: float = 30) -> Any:
+    code, out, err = await run_node(script, json.dumps(config), timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise AssertionError(f"node {script} printed no result (exit {code}): {out}\n{err}")
+    result = json.loads(lines[-1])
+    result["exit_code"] = code
+    result["stderr"] = err
+    return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
