@@ -56,7 +56,7 @@ def config(
         "loop": "uvloop" if _has("uvloop") else "asyncio",
         "http": "httptools" if _has("httptools") else "h11",
         "ws": "websockets-sansio",
-        "lifespan": "on",
+        "lifespan": "auto",  # wrapped apps without lifespan support still start
         "ws_ping_interval": None,  # Engine.IO has its own heartbeat
         "ws_per_message_deflate": bool(engine and engine.per_message_deflate),
         "log_level": "info",

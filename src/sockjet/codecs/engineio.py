@@ -266,7 +266,7 @@ def decode_binary_payload(body: bytes) -> list[Packet]:
 
 # -- JSONP --------------------------------------------------------------------------------------
 
-_JSONP_INDEX = re.compile(r"\d{1,10}")
+_JSONP_INDEX = re.compile(r"[0-9]{1,10}")
 
 
 def valid_jsonp_index(value: str) -> bool:
