@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sockjet demo on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
         runner.run(create_demo(), host=args.host, port=args.port, log_level=args.log_level)
         return 0
-    target = load(args.target)
+    try:
+        target, _ = runner.resolve(load(args.target))
+    except TypeError as exc:  # neither a sockjet server nor an ASGI app
+        raise SystemExit(f"sockjet: {exc}") from None
     if args.workers > 1:
         import uvicorn
 

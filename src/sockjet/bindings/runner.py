@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -43,6 +45,17 @@ class _Server(uvicorn.Server):
         if self._engine is not None:
             await self._engine.shutdown()
         await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises a captured SIGINT/SIGTERM once its graceful shutdown is over, which
+        # kills the process with that signal (SIGINT: a KeyboardInterrupt traceback). The
+        # shutdown is complete by then: return normally instead (exit status 0).
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 def config(
