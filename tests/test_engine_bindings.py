@@ -608,3 +608,24 @@ async def test_runner_websocket_deflate_and_max_size(deflate: bool) -> None:
                 await asyncio.wait_for(ws.recv(), 5)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1009
     assert rec.messages == ["z" * 900]
+
+
+async def test_cookie_on_direct_websocket_handshake() -> None:
+    engine = EngineServer(cookie=True)
+    async with serve(engine) as url:
+        ws_url = "ws" + url[4:] + "/engine.io/?EIO=4&transport=websocket"
+        async with ws_connect(ws_url) as ws:
+            sid = json.loads((await ws.recv())[1:])["sid"]
+            cookie = ws.response.headers["set-cookie"]
+    assert cookie == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
+
+
+async def test_accept_encoding_q_values() -> None:
+    engine = EngineServer(http_compression={"threshold": 10})
+    engine.on("connection", lambda s: s.send("y" * 100))
+    async with serve(engine) as url, httpx.AsyncClient(base_url=url) as client:
+        for accept, expected in (("gzip;q=0, deflate", "deflate"), ("gzip;q=0", None),
+                                 ("deflate;q=0.5, gzip", "gzip")):
+            r = await client.get("/engine.io/?EIO=4&transport=polling",
+                                 headers={"accept-encoding": accept})
+            assert r.headers.get("content-encoding") == expected, accept

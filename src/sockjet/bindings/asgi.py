@@ -96,9 +96,13 @@ class ASGIWebSocket(_Request):
             return False
         return True
 
-    async def accept(self) -> None:
+    async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
         if await self._connect():
-            await self._send({"type": "websocket.accept"})
+            message: dict[str, Any] = {"type": "websocket.accept"}
+            if headers:
+                message["headers"] = [(k.encode("latin-1"), v.encode("latin-1"))
+                                      for k, v in headers]
+            await self._send(message)
 
     async def reject(self, status: int, body: bytes) -> None:
         if not await self._connect():

@@ -42,7 +42,9 @@ class HTTPRequest(RequestInfo, Protocol):
 
 
 class WebSocketConnection(RequestInfo, Protocol):
-    async def accept(self) -> None: ...
+    async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
+        """Complete the handshake (HTTP 101), adding ``headers`` to the response."""
+        ...
 
     async def reject(self, status: int, body: bytes) -> None:
         """Refuse the handshake with an HTTP response (before :meth:`accept`)."""

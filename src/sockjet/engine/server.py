@@ -71,6 +71,8 @@ class EngineServer:
         http_compression: bool | dict[str, Any] = True,
         per_message_deflate: bool = False,
         allow_request: AllowRequest | None = None,
+        queue_high_water: int = 1000,
+        queue_limit: int = 100_000,
         path: str = "/engine.io/",
     ) -> None:
         self.ping_interval = _positive("ping_interval", ping_interval)
@@ -85,6 +87,12 @@ class EngineServer:
         if not self.transports or any(t not in TRANSPORTS for t in self.transports):
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
         self.allow_upgrades = allow_upgrades
+        if not isinstance(queue_high_water, int) or queue_high_water < 1:
+            raise ValueError("queue_high_water must be a positive number of packets")
+        if not isinstance(queue_limit, int) or queue_limit < queue_high_water:
+            raise ValueError("queue_limit must be an integer >= queue_high_water")
+        self.queue_high_water = queue_high_water
+        self.queue_limit = queue_limit
         self.per_message_deflate = per_message_deflate
         self.compression_threshold = _compression_threshold(http_compression)
         self.cookie = _cookie_template(cookie)
@@ -207,10 +215,15 @@ class EngineServer:
         socket._start_heartbeat()
         self._emit_connection(socket)
         response = await socket.handle_poll(req)
-        if self.cookie is not None:
-            name, _, attributes = self.cookie.partition("=")
-            response.headers.append(("set-cookie", f"{name}={sid}{attributes}"))
+        response.headers.extend(self._cookie_headers(sid))
         return response
+
+    def _cookie_headers(self, sid: str) -> list[tuple[str, str]]:
+        """``Set-Cookie`` for the first response of a session (polling or WebSocket 101)."""
+        if self.cookie is None:
+            return []
+        name, _, attributes = self.cookie.partition("=")
+        return [("set-cookie", f"{name}={sid}{attributes}")]
 
     def _emit_connection(self, socket: EngineSocket) -> None:
         for fn in tuple(self._handlers.get("connection", ())):
@@ -239,8 +252,8 @@ class EngineServer:
         refusal = await self._check_allowed(ws)
         if refusal is not None:
             return await ws.reject(403, refusal.encode())
-        await ws.accept()
         sid = new_sid()
+        await ws.accept(self._cookie_headers(sid))
         socket = EngineSocket(self, sid, protocol, ws, b64=False)
         self.sessions[sid] = socket
         socket._buffer.append((eio.OPEN, self._handshake_json(sid, [])))

@@ -24,6 +24,28 @@ _RELEASE = object()  # resolves a waiting poll with a noop (upgrade in progress)
 Handler = Callable[..., Any]
 
 
+class Prepared:
+    """Messages encoded once and written to many sessions (a broadcast).
+
+    WebSocket frames are built lazily, once per protocol variant, and shared by every recipient.
+    """
+
+    __slots__ = ("_frames", "packets")
+
+    def __init__(self, messages: list[str | bytes]) -> None:
+        self.packets: list[eio.Packet] = [(eio.MESSAGE, m) for m in messages]
+        self._frames: dict[tuple[int, bool], list[str | bytes]] = {}
+
+    def frames(self, protocol: int, b64: bool) -> list[str | bytes]:
+        key = (protocol, b64)
+        frames = self._frames.get(key)
+        if frames is None:
+            frames = self._frames[key] = [
+                eio.encode_frame(t, d, protocol, b64) for t, d in self.packets
+            ]
+        return frames
+
+
 class EngineSocket:
     """An Engine.IO session as the application sees it.
 
@@ -115,6 +137,38 @@ class EngineSocket:
         """Packets waiting to be written (polling buffer or WebSocket queue)."""
         return len(self._buffer) + len(self._ws_queue)
 
+    @property
+    def writable(self) -> bool:
+        """Whether a packet sent now goes out at once: volatile packets are dropped otherwise.
+
+        Over polling that means a poll is waiting; over WebSocket that the queue is under
+        ``queue_high_water``.
+        """
+        if self.state != "open":
+            return False
+        if self._ws is not None:
+            return len(self._ws_queue) < self.server.queue_high_water
+        return self._poll is not None and len(self._buffer) < self.server.queue_high_water
+
+    def send_prepared(self, prepared: Prepared, volatile: bool = False) -> bool:
+        """Queue pre-encoded messages; ``False`` if closed (or dropped, when ``volatile``)."""
+        if self.state != "open" or (volatile and not self.writable):
+            return False
+        if self._ws is not None:
+            self._ws_queue.extend(prepared.frames(self.protocol, self._ws_b64))
+            wake = self._ws_wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
+        else:
+            self._buffer.extend(prepared.packets)
+            poll = self._poll
+            if poll is not None and not poll.done():
+                poll.set_result(None)
+        if self.buffered > self.server.queue_limit:
+            self._close("transport error", detail="send queue over queue_limit")
+            return False
+        return True
+
     # -- sending ------------------------------------------------------------------------------
 
     def _send_packet(self, ptype: int, data: str | bytes = "") -> bool:
@@ -130,6 +184,9 @@ class EngineSocket:
             poll = self._poll
             if poll is not None and not poll.done():
                 poll.set_result(None)
+        if self.buffered > self.server.queue_limit:
+            self._close("transport error", detail="send queue over queue_limit")
+            return False
         return True
 
     # -- heartbeat ----------------------------------------------------------------------------
@@ -416,9 +473,19 @@ def _message_size(msg: str | bytes) -> int:
 
 
 def _pick_encoding(accept: str) -> str | None:
-    accept = accept.lower()
-    if "gzip" in accept:
-        return "gzip"
-    if "deflate" in accept:
-        return "deflate"
-    return None
+    """gzip or deflate per ``Accept-Encoding`` (q-values honoured; gzip preferred on a tie)."""
+    best, best_q = None, 0.0
+    for item in accept.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        name = name.strip()
+        if name in ("gzip", "deflate", "*") and q > best_q:
+            best, best_q = ("gzip" if name == "*" else name), q
+    return best
