@@ -33,11 +33,12 @@ socket.on("error", (e) => { window.__result = {error: String(e)}; });
 
 
 def page_app(bundle: Path) -> Any:
+    script = bundle.read_bytes()
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] == "/eio3.js":
-            body, ctype = bundle.read_bytes(), b"text/javascript"
+            body, ctype = script, b"text/javascript"
         else:
             body, ctype = PAGE.encode(), b"text/html; charset=utf-8"
         await send({"type": "http.response.start", "status": 200,

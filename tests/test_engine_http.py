@@ -217,7 +217,7 @@ async def test_v3_binary_payloads_and_b64() -> None:
         assert r.headers["content-type"] == "application/octet-stream"
         assert r.content == body
         sid, _, _ = await handshake(c, url, 3, "&b64=1")
-        await c.post(q(sid, 3) + "&b64=1", content="6:b4AQID".encode())
+        await c.post(q(sid, 3) + "&b64=1", content=b"6:b4AQID")
         r = await c.get(q(sid, 3) + "&b64=1")
         assert (r.headers["content-type"], r.text) == ("text/plain; charset=UTF-8", "6:b4AQID")
 
@@ -314,7 +314,7 @@ async def test_overlapping_post_closes_session() -> None:
     async with serve(rec.engine) as url, httpx.AsyncClient(base_url=url) as c:
         sid, _, _ = await handshake(c, url)
         host, port = url[7:].split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
+        _reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(f"POST {q(sid)} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n4abc"
                      .encode())
         await writer.drain()

@@ -1,8 +1,31 @@
 """sockjet: Socket.IO server and client for Python."""
 
+from .adapters.memory import InMemoryAdapter
 from .bindings.runner import run, serve
-from .engine.server import EngineServer, Forbidden
+from .bindings.servers import EngineServer, Server
+from .engine.server import Forbidden
 from .engine.session import EngineSocket
+from .socketio.adapter import Adapter, BroadcastOptions
+from .socketio.errors import AckTimeout, ConnectionRefused, Disconnected
+from .socketio.namespace import BroadcastOperator, Namespace
+from .socketio.socket import Handshake, Socket
 
-__all__ = ["EngineServer", "EngineSocket", "Forbidden", "run", "serve"]
+__all__ = [
+    "AckTimeout",
+    "Adapter",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "ConnectionRefused",
+    "Disconnected",
+    "EngineServer",
+    "EngineSocket",
+    "Forbidden",
+    "Handshake",
+    "InMemoryAdapter",
+    "Namespace",
+    "Server",
+    "Socket",
+    "run",
+    "serve",
+]
 __version__ = "0.1.0"

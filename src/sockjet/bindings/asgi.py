@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -205,6 +206,7 @@ class ASGIApp:
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         engine = self.engine
+        engine.loop = asyncio.get_running_loop()
         if self.other_asgi_app is not None:
 
             async def receive_and_watch() -> Message:

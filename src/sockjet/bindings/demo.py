@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.server import EngineServer
 from ..engine.session import EngineSocket
+from .servers import EngineServer
 
 _PAGE = b"""<!doctype html><meta charset="utf-8"><title>sockjet demo</title>
 <h1>sockjet demo: Engine.IO echo</h1>

@@ -99,6 +99,8 @@ class EngineServer:
         self.allow_request = allow_request
         self.path = normalise_path(path)
         self.sessions: dict[str, EngineSocket] = {}
+        #: the event loop serving this engine (known once it serves; used for thread-safe calls)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -121,9 +123,12 @@ class EngineServer:
             log.exception("error in handler %r", fn)
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            self._track(asyncio.ensure_future(result))
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        """Keep a handler task alive until done and log its failure."""
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -206,6 +211,7 @@ class EngineServer:
         return await self._open_polling(req, protocol)
 
     async def _open_polling(self, req: HTTPRequest, protocol: int) -> Response:
+        self.loop = asyncio.get_running_loop()
         sid = new_sid()
         b64 = req.query.get("b64") in ("1", "true")
         socket = EngineSocket(self, sid, protocol, req, b64)
@@ -252,6 +258,7 @@ class EngineServer:
         refusal = await self._check_allowed(ws)
         if refusal is not None:
             return await ws.reject(403, refusal.encode())
+        self.loop = asyncio.get_running_loop()
         sid = new_sid()
         await ws.accept(self._cookie_headers(sid))
         socket = EngineSocket(self, sid, protocol, ws, b64=False)
@@ -270,12 +277,6 @@ class EngineServer:
         # let pending polls and WebSocket writers flush their close
         for _ in range(3):
             await asyncio.sleep(0)
-
-    def asgi_app(self, other_asgi_app: Any = None, path: str | None = None) -> Any:
-        """An ASGI application serving this engine; other paths go to ``other_asgi_app``."""
-        from ..bindings.asgi import ASGIApp  # bindings sit above the engine
-
-        return ASGIApp(self, other_asgi_app, path=path)
 
 
 def new_sid() -> str:

@@ -11,7 +11,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import engineio as eio
-from .interface import ClientGone, HTTPRequest, PayloadTooLarge, RequestInfo, Response, WebSocketConnection
+from .interface import (
+    ClientGone,
+    HTTPRequest,
+    PayloadTooLarge,
+    RequestInfo,
+    Response,
+    WebSocketConnection,
+)
 
 if TYPE_CHECKING:
     from .server import EngineServer

@@ -1,0 +1,138 @@
+"""The default adapter: rooms in memory, indexed both ways, broadcasts encoded once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..codecs import socketio as sio
+from ..engine.session import Prepared
+from ..socketio.adapter import AckCallback, Adapter, BroadcastOptions
+from ..socketio.socket import Socket
+
+
+class InMemoryAdapter(Adapter):
+    """Everything in this process: ``rooms`` (room -> socket ids) and ``sids`` (socket id ->
+    rooms), so that joining, leaving and disconnecting cost O(rooms of that socket)."""
+
+    def __init__(self, nsp: Any) -> None:
+        super().__init__(nsp)
+        self.rooms: dict[str, set[str]] = {}
+        self.sids: dict[str, set[str]] = {}
+
+    # -- rooms ----------------------------------------------------------------------------------
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        own = self.sids.get(sid)
+        if own is None:
+            own = self.sids[sid] = set()
+        for room in rooms:
+            if room not in own:
+                own.add(room)
+                members = self.rooms.get(room)
+                if members is None:
+                    self.rooms[room] = {sid}
+                else:
+                    members.add(sid)
+
+    def delete(self, sid: str, room: str) -> None:
+        own = self.sids.get(sid)
+        if own is not None:
+            own.discard(room)
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self.rooms[room]
+
+    def delete_all(self, sid: str) -> None:
+        own = self.sids.pop(sid, None)
+        if not own:
+            return
+        for room in own:
+            members = self.rooms.get(room)
+            if members is not None:
+                members.discard(sid)
+                if not members:
+                    del self.rooms[room]
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        return set(self.sids.get(sid, ()))
+
+    def local_rooms(self) -> dict[str, set[str]]:
+        return self.rooms
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def _select(self, opts: BroadcastOptions) -> list[Socket]:
+        """Local sockets targeted by ``opts`` (a snapshot: sending may disconnect some)."""
+        sockets = self.nsp.sockets
+        excluded: set[str] = set()
+        for room in opts.except_rooms:
+            excluded.update(self.rooms.get(room, ()))
+        if not opts.rooms:
+            if not excluded:
+                return list(sockets.values())
+            return [s for sid, s in sockets.items() if sid not in excluded]
+        if len(opts.rooms) == 1:
+            (room,) = opts.rooms
+            ids: Iterable[str] = self.rooms.get(room, ())
+        else:
+            union: set[str] = set()
+            for room in opts.rooms:
+                union.update(self.rooms.get(room, ()))
+            ids = union
+        return [sockets[sid] for sid in ids if sid not in excluded and sid in sockets]
+
+    # -- broadcast ------------------------------------------------------------------------------
+
+    def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
+        targets = self._select(opts)
+        if not targets:
+            return
+        text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
+        prepared = Prepared([text, *attachments])
+        volatile = opts.volatile
+        for socket in targets:
+            socket.conn.engine.send_prepared(prepared, volatile)
+
+    def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
+                           on_ack: AckCallback) -> list[str]:
+        # Ack ids are unique per namespace, so one id and one encoding serve every recipient.
+        targets = self._select(opts)
+        if not targets:
+            return []
+        ack_id = self.nsp.next_ack_id()
+        text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
+        prepared = Prepared([text, *attachments])
+        sent: list[str] = []
+        for socket in targets:
+            sid = socket.id
+            socket._acks[ack_id] = lambda *args, sid=sid: on_ack(sid, list(args))
+            if socket.conn.engine.send_prepared(prepared, opts.volatile):
+                sent.append(sid)
+            else:
+                socket._acks.pop(ack_id, None)
+        return sent
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
+        return list(self._select(opts))
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        for socket in self._select(opts):
+            self.add_all(socket.id, rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = tuple(rooms)
+        for socket in self._select(opts):
+            for room in rooms:
+                self.delete(socket.id, room)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        for socket in self._select(opts):
+            socket.disconnect(close)
+
+    async def server_side_emit(self, data: list[Any], ack: bool,
+                               timeout: float | None) -> list[Any]:
+        return []  # a single server: nobody else to tell

@@ -1,0 +1,235 @@
+"""Socket.IO packet codec for protocols 4 (socket.io 2.x) and 5 (socket.io 3.x/4.x).
+
+Pure and sans-I/O. A packet travels as one text message ``<type>[<n>-][<nsp>,][<id>][<json>]``
+followed by ``n`` binary messages (attachments) whose places in the data are marked with
+``{"_placeholder": true, "num": k}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
+
+#: Event names a v5 peer may not send (socket.io-parser 4); the v2 server only refused to emit them.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+MAX_ATTACHMENTS = 10
+_BINARY = (bytes, bytearray, memoryview)
+_dumps = orjson.dumps
+
+
+class DecodeError(ValueError):
+    """A message that is not a valid Socket.IO packet (the connection must be closed)."""
+
+
+@dataclass(slots=True)
+class Packet:
+    type: int
+    nsp: str = "/"
+    data: Any = None
+    id: int | None = None
+    #: ``?query`` a protocol-4 client appends to the namespace of a CONNECT packet
+    query: str | None = None
+    #: number of binary attachments that follow (BINARY_EVENT / BINARY_ACK)
+    attachments: int = 0
+
+
+# -- encoding -----------------------------------------------------------------------------------
+
+
+def has_binary(data: Any) -> bool:
+    if isinstance(data, _BINARY):
+        return True
+    if isinstance(data, list | tuple):
+        return any(has_binary(item) for item in data)
+    if isinstance(data, dict):
+        return any(has_binary(item) for item in data.values())
+    return False
+
+
+def _deconstruct(data: Any, buffers: list[bytes]) -> Any:
+    if isinstance(data, _BINARY):
+        buffers.append(bytes(data))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if isinstance(data, list | tuple):
+        return [_deconstruct(item, buffers) for item in data]
+    if isinstance(data, dict):
+        return {key: _deconstruct(value, buffers) for key, value in data.items()}
+    return data
+
+
+def encode(
+    ptype: int, nsp: str = "/", data: Any = None, ack_id: int | None = None
+) -> tuple[str, list[bytes]]:
+    """Encode a packet: ``(text, attachments)``. EVENT/ACK with binary become BINARY_*."""
+    attachments: list[bytes] = []
+    if data is not None and ptype in (EVENT, ACK, BINARY_EVENT, BINARY_ACK) and has_binary(data):
+        data = _deconstruct(data, attachments)
+        ptype = BINARY_EVENT if ptype in (EVENT, BINARY_EVENT) else BINARY_ACK
+    elif ptype == BINARY_EVENT:
+        ptype = EVENT
+    elif ptype == BINARY_ACK:
+        ptype = ACK
+    head = str(ptype)
+    if attachments:
+        head += f"{len(attachments)}-"
+    if nsp != "/":
+        head += nsp + ","
+    if ack_id is not None:
+        head += str(ack_id)
+    if data is None:
+        return head, attachments
+    try:
+        return head + _dumps(data).decode(), attachments
+    except TypeError as exc:
+        raise TypeError(f"cannot send {type(data).__name__} data as JSON: {exc}") from None
+
+
+def encode_event(nsp: str, event: str, args: tuple[Any, ...] | list[Any],
+                 ack_id: int | None = None) -> tuple[str, list[bytes]]:
+    return encode(EVENT, nsp, [event, *args], ack_id)
+
+
+# -- decoding -----------------------------------------------------------------------------------
+
+
+class Decoder:
+    """Turns incoming messages into packets, reassembling binary attachments.
+
+    ``feed`` returns a complete :class:`Packet` or ``None`` while attachments are still due, and
+    raises :class:`DecodeError` for anything malformed.
+    """
+
+    __slots__ = ("_buffers", "_pending", "protocol")
+
+    def __init__(self, protocol: int = 5) -> None:
+        self.protocol = protocol
+        self._pending: Packet | None = None
+        self._buffers: list[bytes] = []
+
+    def feed(self, message: str | bytes) -> Packet | None:
+        if isinstance(message, str):
+            if self._pending is not None:
+                raise DecodeError("text packet while binary attachments were expected")
+            packet, count = decode_text(message, self.protocol)
+            if count:
+                self._pending = packet
+                self._buffers = []
+                return None
+            return packet
+        if self._pending is None:
+            raise DecodeError("unexpected binary message")
+        self._buffers.append(bytes(message))
+        if len(self._buffers) < self._pending.attachments:
+            return None
+        packet, buffers = self._pending, self._buffers
+        self._pending, self._buffers = None, []
+        packet.data = _reconstruct(packet.data, buffers, [False] * len(buffers))
+        return packet
+
+
+def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
+    """Parse one text message: ``(packet, number of attachments that follow)``."""
+    size = len(text)
+    if not size:
+        raise DecodeError("empty packet")
+    ptype = ord(text[0]) - 48
+    if not 0 <= ptype <= 6:
+        raise DecodeError(f"unknown packet type {text[0]!r}")
+    # fast path: the most common packet, an event on "/" without ack
+    if ptype == EVENT and size > 1 and text[1] == "[":
+        return Packet(EVENT, "/", _load_event(text[1:], protocol)), 0
+    pos = 1
+    attachments = 0
+    if ptype in (BINARY_EVENT, BINARY_ACK):
+        dash = text.find("-", pos)
+        digits = text[pos:dash] if dash > 0 else ""
+        if not digits.isdigit() or len(digits) > 3:
+            raise DecodeError("illegal attachments")
+        attachments = int(digits)
+        if attachments > MAX_ATTACHMENTS or (protocol < 5 and attachments < 1):
+            raise DecodeError("illegal attachments")
+        pos = dash + 1
+    nsp = "/"
+    query = None
+    if pos < size and text[pos] == "/":
+        comma = text.find(",", pos)
+        end = comma if comma >= 0 else size
+        nsp = text[pos:end]
+        pos = end + 1 if comma >= 0 else size
+        if "?" in nsp:
+            nsp, _, query = nsp.partition("?")
+    start = pos
+    while pos < size and "0" <= text[pos] <= "9":
+        pos += 1
+    ack_id = int(text[start:pos]) if pos > start else None
+    if ack_id is not None and pos - start > 16:
+        raise DecodeError("ack id too long")
+    payload: Any = None
+    if pos < size:
+        try:
+            payload = orjson.loads(text[pos:])
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError("invalid JSON payload") from exc
+    packet = Packet(ptype, nsp, payload, ack_id, query, attachments)
+    _validate(packet, protocol)
+    return packet, attachments
+
+
+def _load_event(json_text: str, protocol: int) -> list[Any]:
+    try:
+        data = orjson.loads(json_text)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("invalid JSON payload") from exc
+    _validate_event(data, protocol)
+    return data  # type: ignore[no-any-return]
+
+
+def _validate_event(data: Any, protocol: int) -> None:
+    if not isinstance(data, list) or not data:
+        raise DecodeError("event payload must be a non-empty array")
+    name = data[0]
+    if isinstance(name, str):
+        if protocol >= 5 and name in RESERVED_EVENTS:
+            raise DecodeError(f"reserved event name {name!r}")
+    elif not isinstance(name, int | float) or isinstance(name, bool):
+        raise DecodeError("event name must be a string or a number")
+
+
+def _validate(packet: Packet, protocol: int) -> None:
+    ptype, data = packet.type, packet.data
+    if ptype == CONNECT:
+        if data is not None and not isinstance(data, dict):
+            raise DecodeError("CONNECT payload must be an object")
+    elif ptype == DISCONNECT:
+        if data is not None:
+            raise DecodeError("DISCONNECT carries no payload")
+    elif ptype == CONNECT_ERROR:
+        if not isinstance(data, str | dict):
+            raise DecodeError("CONNECT_ERROR payload must be a string or an object")
+    elif ptype in (EVENT, BINARY_EVENT):
+        _validate_event(data, protocol)
+    else:  # ACK, BINARY_ACK
+        if packet.id is None:
+            raise DecodeError("ACK without id")
+        if not isinstance(data, list):
+            raise DecodeError("ACK payload must be an array")
+
+
+def _reconstruct(data: Any, buffers: list[bytes], used: list[bool]) -> Any:
+    if isinstance(data, list):
+        return [_reconstruct(item, buffers, used) for item in data]
+    if isinstance(data, dict):
+        if data.get("_placeholder") is True:
+            num = data.get("num")
+            if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num < len(buffers):
+                raise DecodeError("illegal attachments")
+            used[num] = True
+            return buffers[num]
+        return {key: _reconstruct(value, buffers, used) for key, value in data.items()}
+    return data

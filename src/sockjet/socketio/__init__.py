@@ -1,0 +1,1 @@
+"""Socket.IO server: namespaces, sockets, rooms, broadcasts, acknowledgements, middlewares."""

@@ -1,0 +1,336 @@
+"""The Socket.IO server: connections, namespaces (static and dynamic), the connect flow."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..codecs import socketio as sio
+from ..engine.server import EngineServer, new_sid
+from ..engine.session import EngineSocket
+from .errors import ConnectionRefused
+from .namespace import AdapterFactory, BroadcastOperator, Handler, Namespace, ParentNamespace
+from .socket import Handshake, Socket
+
+log = logging.getLogger("sockjet.socketio")
+
+NamespaceMatcher = "re.Pattern[str] | Callable[[str, dict[str, Any]], Any]"
+
+
+class Connection:
+    """One Engine.IO session seen by the Socket.IO layer: decodes packets, routes them to the
+    sockets of its namespaces, and writes their packets."""
+
+    __slots__ = ("_connecting", "_timer", "decoder", "engine", "protocol", "server", "sockets")
+
+    def __init__(self, server: SocketServer, engine: EngineSocket) -> None:
+        self.server = server
+        self.engine = engine
+        #: Socket.IO protocol: 4 for Engine.IO 3 clients (socket.io-client 2.x), else 5
+        self.protocol = 5 if engine.protocol >= 4 else 4
+        self.decoder = sio.Decoder(5)  # v5 validation rules apply to both (as in Node 4.x)
+        self.sockets: dict[str, Socket] = {}
+        self._connecting: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        engine.on("message", self._on_message)
+        engine.on("close", self._on_close)
+        if self.protocol == 4:
+            server._connect(self, "/", {}, None)  # v2 clients are connected to "/" implicitly
+        else:
+            self._timer = asyncio.get_running_loop().call_later(
+                server.connect_timeout, self._on_connect_timeout)
+
+    def send(self, text: str, attachments: Iterable[bytes]) -> bool:
+        ok = self.engine.send(text)
+        for attachment in attachments:
+            ok = self.engine.send(attachment) and ok
+        return ok
+
+    def _on_message(self, data: str | bytes) -> None:
+        try:
+            packet = self.decoder.feed(data)
+        except sio.DecodeError as exc:
+            log.debug("closing %s: %s", self.engine.sid, exc)
+            return self.engine.close()
+        if packet is None:
+            return
+        if packet.type == sio.CONNECT:
+            nsp = packet.nsp
+            if nsp in self.sockets or nsp in self._connecting:
+                log.debug("closing %s: second CONNECT for %s", self.engine.sid, nsp)
+                return self.engine.close()
+            if self.protocol == 4:
+                auth = dict(parse_qsl(packet.query or "", keep_blank_values=True))
+            else:
+                auth = packet.data or {}
+            self.server._connect(self, nsp, auth, packet.query)
+            return
+        socket = self.sockets.get(packet.nsp)
+        if socket is None or packet.type == sio.CONNECT_ERROR:
+            log.debug("closing %s: packet for unconnected namespace %s", self.engine.sid,
+                      packet.nsp)
+            return self.engine.close()
+        socket._on_packet(packet)
+
+    def _attach(self, socket: Socket) -> None:
+        self.sockets[socket.nsp.name] = socket
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _detach(self, socket: Socket) -> None:
+        if self.sockets.get(socket.nsp.name) is socket:
+            del self.sockets[socket.nsp.name]
+
+    def _on_connect_timeout(self) -> None:
+        self._timer = None
+        if not self.sockets:
+            self.engine.close()
+
+    def disconnect_all(self) -> None:
+        """``socket.disconnect(True)``: every namespace, then the connection."""
+        for socket in list(self.sockets.values()):
+            socket.disconnect()
+        self.engine.close()
+
+    def _on_close(self, reason: str) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for socket in list(self.sockets.values()):
+            socket._on_close(reason)
+        self._connecting.clear()
+
+    # -- namespace connect replies --------------------------------------------------------------
+
+    def _send_connect(self, socket: Socket) -> None:
+        data = {"sid": socket.id} if self.protocol == 5 else None
+        self.send(sio.encode(sio.CONNECT, socket.nsp.name, data)[0], ())
+
+    def _send_connect_error(self, nsp: str, message: str, data: Any = None) -> None:
+        if self.protocol == 5 or message == "Invalid namespace":
+            payload: Any = {"message": message}
+            if data is not None and self.protocol == 5:
+                payload["data"] = data
+        else:  # socket.io 2.x clients get err.data || err.message
+            payload = data if data is not None else message
+        self.send(sio.encode(sio.CONNECT_ERROR, nsp, payload)[0], ())
+
+
+class SocketServer:
+    """Socket.IO protocols 4 and 5 over the Engine.IO server (options of both, as keywords).
+
+    ``adapter`` is a factory ``adapter(namespace) -> Adapter``.
+    """
+
+    def __init__(
+        self,
+        *,
+        adapter: AdapterFactory,
+        connect_timeout: float = 45,
+        path: str = "/socket.io/",
+        **engine_options: Any,
+    ) -> None:
+        if not callable(adapter):
+            raise TypeError("adapter must be a factory: adapter(namespace) -> Adapter")
+        if not isinstance(connect_timeout, int | float) or connect_timeout <= 0:
+            raise ValueError("connect_timeout must be a positive number of seconds")
+        self.engine = EngineServer(path=path, **engine_options)
+        self.engine.on("connection", self._on_engine_connection)
+        self.connect_timeout = float(connect_timeout)
+        self._adapter_factory = adapter
+        self._nsps: dict[str, Namespace] = {}
+        self._parents: list[ParentNamespace] = []
+        self.of("/")
+
+    # -- namespaces -----------------------------------------------------------------------------
+
+    def of(self, name: Any) -> Namespace:
+        """The namespace ``name`` (created on first use), or a dynamic namespace for a compiled
+        regular expression (full match) or a callable ``(name, auth) -> bool`` (may be async)."""
+        if isinstance(name, str):
+            if not name.startswith("/"):
+                name = "/" + name
+            nsp = self._nsps.get(name)
+            if nsp is None:
+                nsp = self._nsps[name] = Namespace(self, name, self._adapter_factory)
+            return nsp
+        if isinstance(name, re.Pattern) or callable(name):
+            parent = ParentNamespace(self, name, self._adapter_factory)
+            self._parents.append(parent)
+            return parent
+        raise TypeError("namespace must be a name, a compiled regex or a callable")
+
+    @property
+    def sockets(self) -> Namespace:
+        """The main namespace ``/`` (as ``io.sockets`` in Node)."""
+        return self._nsps["/"]
+
+    @property
+    def namespaces(self) -> dict[str, Namespace]:
+        return dict(self._nsps)
+
+    async def _match_dynamic(self, name: str, auth: dict[str, Any]) -> Namespace | None:
+        for parent in self._parents:
+            matcher = parent.matcher
+            if isinstance(matcher, re.Pattern):
+                ok = matcher.fullmatch(name) is not None
+            else:
+                ok = matcher(name, auth)
+                if inspect.isawaitable(ok):
+                    ok = await ok
+            if ok:
+                existing = self._nsps.get(name)
+                if existing is not None:  # created meanwhile by another connection
+                    return existing
+                child = Namespace(self, name, self._adapter_factory, parent)
+                self._nsps[name] = child
+                parent.children[name] = child
+                return child
+        return None
+
+    # -- shortcuts to the main namespace --------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        return self.sockets.on(event, handler)
+
+    def use(self, middleware: Handler) -> Any:
+        return self.sockets.use(middleware)
+
+    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.sockets.to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.sockets.except_(rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.sockets.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.sockets.local
+
+    def compress(self, flag: bool = True) -> BroadcastOperator:
+        return self.sockets.compress(flag)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.sockets.timeout(seconds)
+
+    def emit(self, event: str, *args: Any) -> bool:
+        return self.sockets.emit(event, *args)
+
+    def send(self, *args: Any) -> bool:
+        return self.sockets.send(*args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self.sockets.emit_with_ack(event, *args)
+
+    async def fetch_sockets(self) -> list[Any]:
+        return await self.sockets.fetch_sockets()
+
+    def sockets_join(self, rooms: str | Iterable[str]) -> None:
+        self.sockets.sockets_join(rooms)
+
+    def sockets_leave(self, rooms: str | Iterable[str]) -> None:
+        self.sockets.sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self.sockets.disconnect_sockets(close)
+
+    async def server_side_emit(self, event: str, *args: Any, ack: bool = False,
+                               timeout: float | None = None) -> list[Any]:
+        return await self.sockets.server_side_emit(event, *args, ack=ack, timeout=timeout)
+
+    def emit_threadsafe(self, event: str, *args: Any, to: str | Iterable[str] | None = None,
+                        namespace: str = "/") -> None:
+        """Emit from any thread: the emit runs on the server's event loop."""
+        loop = self.engine.loop
+        if loop is None:
+            raise RuntimeError("the server is not running yet (no event loop to emit on)")
+        operator = self.of(namespace)._operator()
+        if to is not None:
+            operator = operator.to(to)
+        loop.call_soon_threadsafe(operator.emit, event, *args)
+
+    async def close(self) -> None:
+        """Disconnect every client (``"server shutting down"``) and release the adapters."""
+        await self.engine.shutdown()
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.close()
+
+    # -- connect flow ---------------------------------------------------------------------------
+
+    def _on_engine_connection(self, engine_socket: EngineSocket) -> None:
+        Connection(self, engine_socket)
+
+    def _connect(self, conn: Connection, name: str, auth: dict[str, Any],
+                 query: str | None) -> None:
+        nsp = self._nsps.get(name)
+        if nsp is not None and not nsp._middlewares:
+            self._finish_connect(conn, self._new_socket(nsp, conn, auth))  # fast path: no await
+            return
+        conn._connecting.add(name)
+        self.engine._invoke(self._connect_async, conn, name, auth)
+
+    async def _connect_async(self, conn: Connection, name: str, auth: dict[str, Any]) -> None:
+        try:
+            nsp = self._nsps.get(name) or await self._match_dynamic(name, auth)
+            if conn.engine.state != "open":
+                return
+            if nsp is None:
+                conn._send_connect_error(name, "Invalid namespace")
+                return
+            socket = self._new_socket(nsp, conn, auth)
+            try:
+                for middleware in tuple(nsp._middlewares):
+                    result = middleware(socket)
+                    if inspect.isawaitable(result):
+                        await result
+            except ConnectionRefused as exc:
+                conn._send_connect_error(name, exc.message, exc.data)
+                return
+            except Exception:
+                log.exception("connection middleware failed on %s", name)
+                conn._send_connect_error(name, "Internal server error")
+                return
+            if conn.engine.state == "open":
+                self._finish_connect(conn, socket)
+        finally:
+            conn._connecting.discard(name)
+
+    def _new_socket(self, nsp: Namespace, conn: Connection, auth: dict[str, Any]) -> Socket:
+        engine = conn.engine
+        request = engine.request
+        if conn.protocol == 4:
+            sid = engine.sid if nsp.name == "/" else f"{nsp.name}#{engine.sid}"
+        else:
+            sid = new_sid()
+        now = time.time()
+        client = request.client
+        handshake = Handshake(
+            headers=request.headers,
+            query=dict(request.query),
+            auth=auth,
+            address=client[0] if client else "",
+            time=formatdate(now, usegmt=True),
+            issued=int(now * 1000),
+            secure=request.scheme in ("https", "wss"),
+            xdomain="origin" in request.headers,
+            url=request.path + ("?" + request.raw_query.decode("latin-1")
+                                if request.raw_query else ""),
+        )
+        return Socket(nsp, conn, sid, handshake)
+
+    def _finish_connect(self, conn: Connection, socket: Socket) -> None:
+        conn._send_connect(socket)
+        socket._on_connect()
