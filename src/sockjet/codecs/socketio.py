@@ -129,7 +129,10 @@ class Decoder:
             return None
         packet, buffers = self._pending, self._buffers
         self._pending, self._buffers = None, []
-        packet.data = _reconstruct(packet.data, buffers, [False] * len(buffers))
+        try:
+            packet.data = _reconstruct(packet.data, buffers, [False] * len(buffers))
+        except RecursionError:
+            raise DecodeError("payload nested too deeply") from None
         return packet
 
 
@@ -149,7 +152,7 @@ def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
     if ptype in (BINARY_EVENT, BINARY_ACK):
         dash = text.find("-", pos)
         digits = text[pos:dash] if dash > 0 else ""
-        if not digits.isdigit() or len(digits) > 3:
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 3:
             raise DecodeError("illegal attachments")
         attachments = int(digits)
         if attachments > MAX_ATTACHMENTS or (protocol < 5 and attachments < 1):
@@ -167,9 +170,9 @@ def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
     start = pos
     while pos < size and "0" <= text[pos] <= "9":
         pos += 1
-    ack_id = int(text[start:pos]) if pos > start else None
-    if ack_id is not None and pos - start > 16:
+    if pos - start > 16:
         raise DecodeError("ack id too long")
+    ack_id = int(text[start:pos]) if pos > start else None
     payload: Any = None
     if pos < size:
         try:

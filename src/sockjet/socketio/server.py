@@ -28,7 +28,8 @@ class Connection:
     """One Engine.IO session seen by the Socket.IO layer: decodes packets, routes them to the
     sockets of its namespaces, and writes their packets."""
 
-    __slots__ = ("_connecting", "_timer", "decoder", "engine", "protocol", "server", "sockets")
+    __slots__ = ("__weakref__", "_connecting", "_timer", "decoder", "engine", "protocol", "server",
+                 "sockets")
 
     def __init__(self, server: SocketServer, engine: EngineSocket) -> None:
         self.server = server
