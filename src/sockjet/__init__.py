@@ -3,6 +3,7 @@
 from .adapters.memory import InMemoryAdapter
 from .bindings.runner import run, serve
 from .bindings.servers import EngineServer, Server
+from .engine.cors import CORS, same_origin
 from .engine.server import Forbidden
 from .engine.session import EngineSocket
 from .socketio.adapter import Adapter, BroadcastOptions
@@ -11,6 +12,7 @@ from .socketio.namespace import BroadcastOperator, Namespace
 from .socketio.socket import Handshake, Socket
 
 __all__ = [
+    "CORS",
     "AckTimeout",
     "Adapter",
     "BroadcastOperator",
@@ -26,6 +28,7 @@ __all__ = [
     "Server",
     "Socket",
     "run",
+    "same_origin",
     "serve",
 ]
 __version__ = "0.1.0"

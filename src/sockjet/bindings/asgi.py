@@ -20,6 +20,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
 def _parse_query(raw: bytes) -> dict[str, str]:
     query: dict[str, str] = {}
     # strict UTF-8 so that garbage is refused instead of silently mangled
@@ -49,7 +52,8 @@ class _Request:
         self.raw_query: bytes = scope.get("query_string", b"")
         self.query = _parse_query(self.raw_query)
         self.headers = _parse_headers(scope.get("headers", []))
-        self.scheme: str = scope.get("scheme", "http")
+        # WebSocket scopes say ws/wss: expose the HTTP scheme so origin checks compare alike
+        self.scheme: str = _HTTP_SCHEME.get(scope.get("scheme", "http"), "http")
         client = scope.get("client")
         self.client: tuple[str, int] | None = tuple(client) if client else None  # type: ignore[assignment]
         self._receive = receive
@@ -193,6 +197,10 @@ class ASGIApp:
         except (UnicodeDecodeError, ValueError):
             return await _write(send, self.engine.error_response(3))
         response = await self.engine.handle_request(request)
+        if response is None:  # OPTIONS left to the application (handle_preflight_request=False)
+            if self.other_asgi_app is not None:
+                return await self.other_asgi_app(scope, receive, send)
+            response = Response(404, [("content-type", "text/plain")], b"Not Found")
         await _write(send, response)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

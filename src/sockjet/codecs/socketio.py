@@ -179,6 +179,8 @@ def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
             payload = orjson.loads(text[pos:])
         except orjson.JSONDecodeError as exc:
             raise DecodeError("invalid JSON payload") from exc
+        if payload is None:  # a present `null` payload is valid for no packet type
+            raise DecodeError("invalid payload null")
     packet = Packet(ptype, nsp, payload, ack_id, query, attachments)
     _validate(packet, protocol)
     return packet, attachments

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ..codecs import engineio as eio
+from .cors import CORS, OriginPolicy, PreflightHandler, policy_from_options, preflight_response
 from .interface import HTTPRequest, RequestInfo, Response, WebSocketConnection
 from .session import EngineSocket, Handler
 
@@ -71,6 +72,9 @@ class EngineServer:
         http_compression: bool | dict[str, Any] = True,
         per_message_deflate: bool = False,
         allow_request: AllowRequest | None = None,
+        origins: Any = None,
+        cors: CORS | None = None,
+        handle_preflight_request: PreflightHandler | bool | None = None,
         queue_high_water: int = 1000,
         queue_limit: int = 100_000,
         path: str = "/engine.io/",
@@ -97,6 +101,14 @@ class EngineServer:
         self.compression_threshold = _compression_threshold(http_compression)
         self.cookie = _cookie_template(cookie)
         self.allow_request = allow_request
+        self.cors: OriginPolicy = policy_from_options(origins, cors)
+        if handle_preflight_request not in (None, True, False) and not callable(
+                handle_preflight_request):
+            raise TypeError("handle_preflight_request must be a callable, True or False")
+        self.handle_preflight_request = handle_preflight_request
+        if self.cors.allows_all and origins is None and (cors is None or cors.origin is None):
+            log.warning("all domains may connect (the default, as in the Socket.IO docs); "
+                        "pass origins=[...] to list the sites allowed to use this server")
         self.path = normalise_path(path)
         self.sessions: dict[str, EngineSocket] = {}
         #: the event loop serving this engine (known once it serves; used for thread-safe calls)
@@ -176,9 +188,50 @@ class EngineServer:
             return exc.reason
         return None if allowed else "Forbidden"
 
+    def origins(self, *value: Any) -> Any:
+        """``origins()`` returns the allowed origins; ``origins(new)`` replaces them (from the
+        next request on) and returns the server, for chaining."""
+        if not value:
+            return self.cors.origins
+        if len(value) > 1:
+            raise TypeError("origins() takes one value: '*', an origin or a list of them")
+        self.cors.set_origins(value[0])
+        return self
+
     # -- HTTP entry point -----------------------------------------------------------------------
 
-    async def handle_request(self, req: HTTPRequest) -> Response:
+    async def handle_request(self, req: HTTPRequest) -> Response | None:
+        """Answer a request under the engine path; ``None`` hands it back to the binding (an
+        OPTIONS request when ``handle_preflight_request=False``)."""
+        origin = req.headers.get("origin")
+        if req.method == "OPTIONS" and origin is not None:
+            return await self._preflight(req, origin)
+        if origin is None:
+            return await self._route(req)
+        if not await self.cors.allows(origin):
+            self.cors.refused(origin, f"{req.method} request")
+            return self.error_response(4, 403, "Origin not allowed")
+        response = await self._route(req)
+        response.headers.extend(self.cors.response_headers(origin))
+        return response
+
+    async def _preflight(self, req: HTTPRequest, origin: str) -> Response | None:
+        handler = self.handle_preflight_request
+        if handler is False:
+            return None
+        if callable(handler):
+            result = handler(req)
+            if inspect.isawaitable(result):
+                result = await result
+            status, headers, body = preflight_response(result)
+            return Response(status, headers, body)
+        if not await self.cors.allows(origin):
+            self.cors.refused(origin, "preflight")
+            return self.error_response(4, 403, "Origin not allowed")
+        requested = req.headers.get("access-control-request-headers")
+        return Response(204, self.cors.preflight_headers(origin, requested))
+
+    async def _route(self, req: HTTPRequest) -> Response:
         query = req.query
         transport = query.get("transport")
         if transport not in self.transports:
@@ -238,6 +291,10 @@ class EngineServer:
     # -- WebSocket entry point ------------------------------------------------------------------
 
     async def handle_websocket(self, ws: WebSocketConnection) -> None:
+        origin = ws.headers.get("origin")
+        if origin is not None and not await self.cors.allows(origin):
+            self.cors.refused(origin, "WebSocket")
+            return await ws.reject(403, b"Origin not allowed")
         query = ws.query
         transport = query.get("transport")
         if transport not in self.transports:

@@ -252,6 +252,12 @@ class SocketServer:
                                timeout: float | None = None) -> list[Any]:
         return await self.sockets.server_side_emit(event, *args, ack=ack, timeout=timeout)
 
+    def origins(self, *value: Any) -> Any:
+        """``io.origins()`` returns the allowed origins; ``io.origins(new)`` sets them for the
+        next requests (the runtime setter of the Socket.IO docs) and returns the server."""
+        result = self.engine.origins(*value)
+        return self if value else result
+
     def emit_threadsafe(self, event: str, *args: Any, to: str | Iterable[str] | None = None,
                         namespace: str = "/") -> None:
         """Emit from any thread: the emit runs on the server's event loop."""
