@@ -9,13 +9,14 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from sockjet.bindings import runner
 
 NODE_DIR = Path(__file__).parent / "node"
+SOCKJET = Path(sys.executable).with_name("sockjet")
 
 
 def free_port() -> int:
@@ -76,3 +77,24 @@ async def run_node_json(script: str, config: dict[str, Any], timeout: float = 30
 
 def pytest_configure(config: pytest.Config) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    return path.open("wb")
+
+
+@asynccontextmanager
+async def sockjet_process(cwd: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``sockjet *args`` with output in ``cwd/sockjet.log``; always killed on the way out."""
+    log = _open_log(cwd / "sockjet.log")
+    proc = await asyncio.create_subprocess_exec(
+        str(SOCKJET), *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()

@@ -14,13 +14,13 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 import uvicorn
-from conftest import free_port, serve
+from conftest import free_port, serve, sockjet_process
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -34,7 +34,6 @@ from sockjet.bindings import runner
 from sockjet.codecs.engineio import jsonp_escape
 
 SEP = "\x1e"
-SOCKJET = Path(sys.executable).with_name("sockjet")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -455,25 +454,6 @@ not_servable = 42
 """
 
 
-def _open_log(path: Path) -> IO[bytes]:
-    return path.open("wb")
-
-
-@asynccontextmanager
-async def sockjet_process(cwd: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``sockjet *args`` with output in ``cwd/sockjet.log``; always killed on the way out."""
-    log = _open_log(cwd / "sockjet.log")
-    proc = await asyncio.create_subprocess_exec(
-        str(SOCKJET), *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        log.close()
 
 
 async def wait_ready(proc: asyncio.subprocess.Process, url: str, cwd: Path) -> None:
@@ -534,27 +514,6 @@ async def test_cli_run_bad_target(tmp_path: Path, target: str, message: str) -> 
     assert code != 0
     assert message in log
     assert "Traceback" not in log
-
-
-async def test_cli_demo(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    async with sockjet_process(tmp_path, "demo", "--port", str(port)) as proc:
-        await wait_ready(proc, url, tmp_path)
-        async with httpx.AsyncClient(timeout=10) as client:
-            page = await client.get(url + "/")
-            assert page.status_code == 200
-            assert page.headers["content-type"].startswith("text/html")
-            assert "sockjet demo" in page.text
-            assert f"127.0.0.1:{port}/engine.io/" in page.text
-            sid, _ = await handshake(client, url)
-            session = f"{url}/engine.io/?EIO=4&transport=polling&sid={sid}"
-            assert (await client.post(session, content="4héllo")).text == "ok"
-            assert (await client.get(session)).text == "4héllo"
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 5) == 0
-    log = (tmp_path / "sockjet.log").read_text()
-    assert f"http://127.0.0.1:{port}/" in log
 
 
 # -- 6. runner configuration ----------------------------------------------------------------------

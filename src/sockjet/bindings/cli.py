@@ -55,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
                          help="worker processes; sessions are per process, so more than one "
                               "needs sticky sessions or WebSocket-only clients")
 
-    demo_cmd = commands.add_parser("demo", help="start the demo server (in memory)")
+    demo_cmd = commands.add_parser(
+        "demo", help="start the chat demo (in memory): the Socket.IO API on --port and the chat "
+                     "page on --page-port, a second origin")
     _add_bind(demo_cmd)
+    demo_cmd.add_argument("--page-port", type=int, default=None,
+                          help="port of the chat page (default: --port + 1)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else 5,
@@ -64,8 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import create_demo
 
-        print(f"sockjet demo on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
-        runner.run(create_demo(), host=args.host, port=args.port, log_level=args.log_level)
+        page_port = args.page_port if args.page_port is not None else args.port + 1
+        try:
+            app, sockets = create_demo(args.host, args.port, page_port)
+        except OSError as exc:
+            raise SystemExit(f"sockjet: cannot listen on {args.host}: {exc}") from None
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        print(f"sockjet chat demo: open http://{shown}:{page_port}/ in a browser\n"
+              f"  Socket.IO API on http://{shown}:{args.port}/socket.io/ accepts that page's "
+              f"origin (cross-origin); Ctrl+C to stop", flush=True)
+        runner.run(app, host=args.host, port=args.port, sockets=sockets,
+                   log_level=args.log_level)
         return 0
     try:
         target, _ = runner.resolve(load(args.target))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,17 +81,20 @@ def config(
     return uvicorn.Config(app, host=host, port=port, **options), engine
 
 
-def run(target: Any, host: str = "127.0.0.1", port: int = 3000, **uvicorn_options: Any) -> None:
+def run(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
+        sockets: list[socket.socket] | None = None, **uvicorn_options: Any) -> None:
     """Serve a sockjet server (or any ASGI app) until SIGINT/SIGTERM.
 
-    Extra keyword arguments go to :class:`uvicorn.Config` (``log_level``, ``ssl_keyfile``...).
+    ``sockets``: already-bound listening sockets to serve instead of ``host:port`` (several
+    ports at once). Extra keyword arguments go to :class:`uvicorn.Config` (``log_level``,
+    ``ssl_keyfile``...).
     """
     cfg, engine = config(target, host, port, **uvicorn_options)
-    _Server(cfg, engine).run()
+    _Server(cfg, engine).run(sockets=sockets)
 
 
-async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000,
-                **uvicorn_options: Any) -> None:
+async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
+                sockets: list[socket.socket] | None = None, **uvicorn_options: Any) -> None:
     """Async form of :func:`run` for callers that own the event loop."""
     cfg, engine = config(target, host, port, **uvicorn_options)
-    await _Server(cfg, engine).serve()
+    await _Server(cfg, engine).serve(sockets=sockets)
