@@ -62,7 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     demo_cmd.add_argument("--page-port", type=int, default=None,
                           help="port of the chat page (default: --port + 1)")
 
+    doctor_cmd = commands.add_parser(
+        "doctor", help="check, as a browser would, that a page on --origin can use the server")
+    doctor_cmd.add_argument("url", help="server URL, e.g. http://localhost:3000")
+    doctor_cmd.add_argument("--origin", help="origin of the page, e.g. https://app.example.com")
+    doctor_cmd.add_argument("--header", action="append", default=[], metavar="K:V",
+                            help="extra request header (extraHeaders), repeatable")
+    doctor_cmd.add_argument("--credentials", action="store_true",
+                            help="the client uses withCredentials")
+    doctor_cmd.add_argument("--eio", type=int, choices=[3, 4], default=4,
+                            help="Engine.IO protocol: 3 for socket.io-client 2.x, 4 (default)")
+    doctor_cmd.add_argument("--path", default="/socket.io/", help="default /socket.io/")
+    doctor_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per step")
+    doctor_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return _doctor(args)
     logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else 5,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
@@ -97,6 +113,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runner.run(target, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose, render, to_json
+
+    headers: dict[str, str] = {}
+    for item in args.header:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise SystemExit(f"sockjet doctor: --header expects K:V, got {item!r}")
+        headers[key.strip()] = value.strip()
+    try:
+        result = diagnose(args.url, origin=args.origin, headers=headers,
+                          credentials=args.credentials, eio=args.eio, path=args.path,
+                          timeout=args.timeout)
+    except ValueError as exc:
+        raise SystemExit(f"sockjet doctor: {exc}") from None
+    print(to_json(result) if args.json else render(result))
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":
