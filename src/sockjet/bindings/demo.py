@@ -45,7 +45,8 @@ const socket = io(API, { withCredentials: true });
 socket.on("connect", () => { $("#status").textContent =
   `connected to ${API} (cross-origin) over ${socket.io.engine.transport.name}`;
   socket.io.engine.on("upgrade", (t) => { $("#status").textContent += ` → ${t.name}`; }); });
-socket.on("connect_error", (e) => { $("#status").textContent = "connection refused: " + e.message; });
+socket.on("connect_error", (e) => {
+  $("#status").textContent = "connection refused: " + e.message; });
 socket.on("chat", (m) => log(`${m.from}: ${m.text}`));
 socket.on("joined", (m) => log(`${m.nick} joined (${m.users} online)`, "sys"));
 socket.on("left", (m) => log(`${m.nick} left (${m.users} online)`, "sys"));
