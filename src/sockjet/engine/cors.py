@@ -58,6 +58,8 @@ def parse_origin(origin: str) -> tuple[str, str, int] | None:
         port = parts.port
     except ValueError:
         return None
+    if port == 0:
+        return None
     scheme = parts.scheme.lower()
     host = parts.hostname
     if not scheme or not host or parts.path or parts.query or parts.fragment or parts.username:
@@ -135,6 +137,9 @@ class OriginPolicy:
                 allow_null = True
             elif "://" in entry:
                 scheme, _, rest = entry.partition("://")
+                if "*" in rest.removesuffix(":*"):
+                    raise ValueError(f"invalid origin {entry!r}: no wildcard hosts; use a "
+                                     "compiled regular expression for a family of origins")
                 if rest.endswith(":*"):
                     parsed = parse_origin(f"{scheme}://{rest[:-2]}")
                     if parsed is None:
@@ -153,6 +158,8 @@ class OriginPolicy:
                         f"invalid origins entry {entry!r}: use a full origin "
                         f"('https://{entry}'), or 'host:port', 'host:*', '*:port'")
                 host, port = match.group(1).lower().strip("[]"), match.group(2)
+                if port != "*" and not 0 < int(port) <= 65535:
+                    raise ValueError(f"invalid origins entry {entry!r}: port out of range")
                 if host == "*" and port == "*":
                     allow_all = True
                 elif host == "*":
@@ -195,11 +202,15 @@ class OriginPolicy:
         return False
 
     def refused(self, origin: str, where: str) -> None:
-        """Log a refusal, once per origin."""
-        if origin not in self._logged and len(self._logged) < _MAX_LOGGED:
-            self._logged.add(origin)
-            log.warning("refused %s from origin %r: not in the allowed origins %r",
-                        where, origin, self._value)
+        """Log an origin refusal, once per origin."""
+        self.log_once(origin, "refused %s from origin %r: not in the allowed origins %r",
+                      where, origin, self._value)
+
+    def log_once(self, key: str, message: str, *args: Any) -> None:
+        """Warn once per ``key`` (bounded, so that a flood of origins cannot grow memory)."""
+        if key not in self._logged and len(self._logged) < _MAX_LOGGED:
+            self._logged.add(key)
+            log.warning(message, *args)
 
     # -- headers --------------------------------------------------------------------------------
 

@@ -184,9 +184,15 @@ class EngineServer:
             allowed = self.allow_request(req)
             if inspect.isawaitable(allowed):
                 allowed = await allowed
+            reason = None if allowed else "Forbidden"
         except Forbidden as exc:
-            return exc.reason
-        return None if allowed else "Forbidden"
+            reason = exc.reason
+        if reason is not None:
+            origin = req.headers.get("origin")
+            self.cors.log_once(f"{origin}\n{reason}",
+                               "allow_request refused a session from origin %r: %s",
+                               origin, reason)
+        return reason
 
     def origins(self, *value: Any) -> Any:
         """``origins()`` returns the allowed origins; ``origins(new)`` replaces them (from the
