@@ -3,6 +3,8 @@
 from .adapters.memory import InMemoryAdapter
 from .bindings.runner import run, serve
 from .bindings.servers import EngineServer, Server
+from .client.client import AsyncClient, ClientNamespace, ConnectError
+from .client.sync import Client
 from .engine.cors import CORS, same_origin
 from .engine.server import Forbidden
 from .engine.session import EngineSocket
@@ -15,8 +17,12 @@ __all__ = [
     "CORS",
     "AckTimeout",
     "Adapter",
+    "AsyncClient",
     "BroadcastOperator",
     "BroadcastOptions",
+    "Client",
+    "ClientNamespace",
+    "ConnectError",
     "ConnectionRefused",
     "Disconnected",
     "EngineServer",

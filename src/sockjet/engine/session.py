@@ -263,6 +263,13 @@ class EngineSocket:
             self.state = "closed"
             self._wake_writer()  # the writer drains the queue, then closes the WebSocket
             self.server._forget(self)
+        elif graceful and self._buffer:
+            # As engine.io (close() waits for "drain"): the queued packets go out first and the
+            # close packet in the next poll. In one payload, socket.io-client 4 would handle the
+            # close before the packets (it defers decoded packets to the next tick) and lose them
+            # (e.g. a DISCONNECT: "transport close" instead of "io server disconnect").
+            self.state = "closing"  # handle_poll queues the close packet once these are sent
+            self._close_wait = self._loop.call_later(self.server.close_timeout, self._finish_close)
         else:
             self._buffer.append((eio.CLOSE, ""))
             poll = self._poll
@@ -327,7 +334,10 @@ class EngineSocket:
         packets, self._buffer = self._buffer, []
         response = self._payload_response(req, packets)
         if self.state == "closing":
-            self._finish_close()
+            if packets and packets[-1][0] == eio.CLOSE:
+                self._finish_close()
+            else:  # a graceful close was waiting for these packets to go out first
+                self._buffer.append((eio.CLOSE, ""))
         return response
 
     def _payload_response(self, req: HTTPRequest, packets: list[eio.Packet]) -> Response:

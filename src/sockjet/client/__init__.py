@@ -1,0 +1,1 @@
+"""The Python client (tools layer): asyncio ``AsyncClient`` and the blocking ``Client``."""

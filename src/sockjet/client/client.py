@@ -1,0 +1,573 @@
+"""The asyncio Socket.IO client: namespaces, auth, events, acks, binary, reconnection with
+backoff and jitter, buffering while disconnected, connection state recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from ..codecs import socketio as sio
+from ..socketio.errors import AckTimeout
+from .engine import EngineClient
+
+log = logging.getLogger("sockjet.client")
+
+Handler = Callable[..., Any]
+_LOCAL_EVENTS = frozenset({"connect", "connect_error", "disconnect"})
+_MANAGER_EVENTS = frozenset({"reconnect_attempt", "reconnect", "reconnect_error",
+                             "reconnect_failed"})
+
+
+class ConnectError(ConnectionError):
+    """A namespace refused the connection (``connect_error``): ``message`` and ``data``."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class ClientNamespace:
+    """One namespace of a client: its own handlers, id, auth, emits and acks."""
+
+    def __init__(self, client: AsyncClient, name: str, auth: Any) -> None:
+        self.client = client
+        self.name = name
+        self.auth = auth
+        #: the socket id the server gave (``None`` while disconnected)
+        self.id: str | None = None
+        self.connected = False
+        #: True when the last connection restored the previous session (state recovery)
+        self.recovered = False
+        self._handlers: dict[str, list[Handler]] = {}
+        self._any: list[Handler] = []
+        self._acks: dict[int, Callable[..., Any]] = {}
+        self._ack_ids = 0
+        self._buffer: list[tuple[str, list[bytes]]] = []
+        self._pid: str | None = None
+        self._offset: str | None = None
+        self._connected_event = asyncio.Event()
+        self._result: asyncio.Future[None] | None = None
+        self._server_disconnected = False
+        self._pending = False  # CONNECT sent, no answer yet
+
+    def __repr__(self) -> str:
+        return f"<ClientNamespace {self.name!r} id={self.id!r} connected={self.connected}>"
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register a handler (decorator too): server events get their arguments and the return
+        value is the ack; ``connect()``, ``disconnect(reason)``, ``connect_error(error)``."""
+
+        def register(fn: Handler) -> Handler:
+            self._handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def on_any(self, handler: Handler) -> Handler:
+        self._any.append(handler)
+        return handler
+
+    def _fire(self, event: str, *args: Any) -> Any:
+        result = None
+        for index, fn in enumerate(tuple(self._handlers.get(event, ()))):
+            value = self.client._call(fn, *args)
+            if index == 0:
+                result = value
+        return result
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+        """Send an event; buffered while disconnected (unless ``buffer_while_disconnected`` is
+        off). ``callback(*ack_args)`` runs when the server acknowledges."""
+        if not isinstance(event, str):
+            raise TypeError("event name must be a string")
+        if event in sio.RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        ack_id = None
+        if callback is not None:
+            ack_id = self._ack_ids
+            self._ack_ids += 1
+            self._acks[ack_id] = callback
+        text, attachments = sio.encode(sio.EVENT, self.name, [event, *args], ack_id)
+        if self.connected:
+            self.client._send(text, attachments)
+        elif self.client.buffer_while_disconnected:
+            self._buffer.append((text, attachments))
+
+    def send(self, *args: Any, callback: Handler | None = None) -> None:
+        self.emit("message", *args, callback=callback)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Emit and wait for the ack: one value, a tuple for several, ``None`` for none."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def resolve(*values: Any) -> None:
+            if not future.done():
+                future.set_result(values[0] if len(values) == 1 else (values or None))
+
+        self.emit(event, *args, callback=resolve)
+        try:
+            if timeout is None:
+                return await future
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            for ack_id, callback in list(self._acks.items()):
+                if callback is resolve:
+                    del self._acks[ack_id]
+            raise AckTimeout(f"{event!r} was not acknowledged within {timeout} s") from None
+
+    def disconnect(self) -> None:
+        """Leave this namespace (the connection stays for the others)."""
+        if self.connected:
+            self.client._send(sio.encode(sio.DISCONNECT, self.name)[0], [])
+            self._on_disconnect("io client disconnect")
+        self._server_disconnected = True  # no automatic reconnection for it
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def _connect_packet(self, protocol: int) -> str:
+        auth = self.auth() if callable(self.auth) else self.auth
+        if protocol == 5:
+            payload: dict[str, Any] = dict(auth or {})
+            if self._pid is not None:
+                payload = {"pid": self._pid, "offset": self._offset, **payload}
+            return sio.encode(sio.CONNECT, self.name, payload or None)[0]
+        name = self.name
+        if auth:  # socket.io 2.x: the namespace query carries the auth
+            name += "?" + urlencode(auth)
+        return sio.encode(sio.CONNECT, name)[0] if name != "/" else "0"
+
+    def _on_connect(self, sid: str, pid: str | None) -> None:
+        previous = self._pid
+        self.recovered = pid is not None and pid == previous
+        self._pid = pid
+        if not self.recovered:
+            self._offset = None
+        self.id = sid
+        self.connected = True
+        self._pending = False
+        self._server_disconnected = False
+        self._connected_event.set()
+        if self._result is not None and not self._result.done():
+            self._result.set_result(None)
+        buffered, self._buffer = self._buffer, []
+        self._fire("connect")
+        for text, attachments in buffered:
+            self.client._send(text, attachments)
+
+    def _on_connect_error(self, data: Any) -> None:
+        self._pending = False
+        if isinstance(data, dict):
+            error = ConnectError(str(data.get("message", data)), data.get("data"))
+        else:
+            error = ConnectError(str(data), data)
+        if self._result is not None and not self._result.done():
+            self._result.set_exception(error)
+        self._fire("connect_error", error)
+
+    def _on_event(self, packet: sio.Packet) -> None:
+        data = packet.data
+        event, args = data[0], data[1:]
+        if self._pid is not None and args and isinstance(args[-1], str):
+            self._offset = args[-1]  # connection state recovery: the last offset seen
+        for fn in tuple(self._any):
+            self.client._call(fn, event, *args)
+        handlers = self._handlers.get(event)
+        if not handlers:
+            return
+        first, *others = handlers
+        for fn in others:
+            self.client._call(fn, *args)
+        try:
+            result = first(*args)
+        except Exception:
+            log.exception("error in handler for %r", event)
+            return
+        ack_id = packet.id
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self.client._track(task)
+            if ack_id is not None:
+                task.add_done_callback(
+                    lambda t: None if t.cancelled() or t.exception() else self._ack(ack_id,
+                                                                                   t.result()))
+        elif ack_id is not None:
+            self._ack(ack_id, result)
+
+    def _ack(self, ack_id: int, result: Any) -> None:
+        args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
+        text, attachments = sio.encode(sio.ACK, self.name, args, ack_id)
+        self.client._send(text, attachments)
+
+    def _on_ack(self, packet: sio.Packet) -> None:
+        callback = self._acks.pop(packet.id, None)  # type: ignore[arg-type]
+        if callback is not None:
+            self.client._call(callback, *packet.data)
+
+    def _on_disconnect(self, reason: str) -> None:
+        self._pending = False
+        if not self.connected:
+            return
+        self.connected = False
+        self.id = None
+        self._connected_event.clear()
+        self._fire("disconnect", reason)
+
+
+class AsyncClient:
+    """A Socket.IO client for servers of any version (socket.io 2.x with ``eio=3``, 3.x/4.x and
+    sockjet with ``eio=4``).
+
+    ``on``/``emit``/``emit_with_ack`` act on the main namespace ``/``; ``of(name)`` gives
+    other namespaces, connected together with it over one connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        path: str = "/socket.io/",
+        eio: int = 4,
+        transports: tuple[str, ...] | list[str] = ("polling", "websocket"),
+        upgrade: bool = True,
+        auth: Any = None,
+        query: dict[str, str] | None = None,
+        extra_headers: dict[str, str] | None = None,
+        transport_options: dict[str, dict[str, Any]] | None = None,
+        with_credentials: bool = False,
+        timeout: float = 20.0,
+        reconnection: bool = True,
+        reconnection_attempts: int | None = None,
+        reconnection_delay: float = 1.0,
+        reconnection_delay_max: float = 5.0,
+        randomization_factor: float = 0.5,
+        buffer_while_disconnected: bool = True,
+    ) -> None:
+        if eio not in (3, 4):
+            raise ValueError("eio must be 3 (socket.io 2.x servers) or 4")
+        transports = tuple(transports)
+        if not transports or any(t not in ("polling", "websocket") for t in transports):
+            raise ValueError("transports must be a non-empty subset of ('polling', 'websocket')")
+        if not 0 <= randomization_factor <= 1:
+            raise ValueError("randomization_factor must be between 0 and 1")
+        if reconnection_delay <= 0 or reconnection_delay_max < reconnection_delay:
+            raise ValueError("need 0 < reconnection_delay <= reconnection_delay_max")
+        options = transport_options or {}
+        unknown = set(options) - {"polling", "websocket"}
+        if unknown:
+            raise ValueError(f"unknown transport_options keys: {sorted(unknown)}")
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        self.url = f"{parts.scheme}://{parts.netloc}"
+        self.path = path
+        self.eio = eio
+        self.protocol = 5 if eio == 4 else 4
+        self.transports = transports
+        self.upgrade = upgrade
+        self.query = dict(query or {})
+        self.extra_headers = dict(extra_headers or {})
+        self.polling_headers = dict(options.get("polling", {}).get("extra_headers", {}))
+        self.websocket_headers = dict(options.get("websocket", {}).get("extra_headers", {}))
+        self.with_credentials = with_credentials
+        self.timeout = timeout
+        self.reconnection = reconnection
+        self.reconnection_attempts = reconnection_attempts
+        self.reconnection_delay = reconnection_delay
+        self.reconnection_delay_max = reconnection_delay_max
+        self.randomization_factor = randomization_factor
+        self.buffer_while_disconnected = buffer_while_disconnected
+        self.engine: EngineClient | None = None
+        self._namespaces: dict[str, ClientNamespace] = {}
+        self._decoder = sio.Decoder(self.protocol)
+        self._handlers: dict[str, list[Handler]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._closed_by_user = False
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._done: asyncio.Event | None = None
+        self._cookies: Any = None
+        main = urlsplit(url if "://" in url else "http://" + url).path
+        self.of(main if main not in ("", "/") else "/", auth)
+
+    # -- namespaces and handlers ----------------------------------------------------------------
+
+    def of(self, name: str, auth: Any = None) -> ClientNamespace:
+        """The namespace ``name`` (created on first use; connected with the client)."""
+        if not name.startswith("/"):
+            name = "/" + name
+        nsp = self._namespaces.get(name)
+        if nsp is None:
+            nsp = self._namespaces[name] = ClientNamespace(self, name, auth)
+            if self.engine is not None and self.engine.state == "open":
+                self._connect_namespace(nsp)
+        elif auth is not None:
+            nsp.auth = auth
+        return nsp
+
+    @property
+    def main(self) -> ClientNamespace:
+        return next(iter(self._namespaces.values()))
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Handlers of the main namespace; manager events (``reconnect_attempt(n)``,
+        ``reconnect(n)``, ``reconnect_error(exc)``, ``reconnect_failed()``) too."""
+        if event in _MANAGER_EVENTS:
+            def register(fn: Handler) -> Handler:
+                self._handlers.setdefault(event, []).append(fn)
+                return fn
+
+            return register(handler) if handler is not None else register
+        return self.main.on(event, handler)
+
+    def on_any(self, handler: Handler) -> Handler:
+        return self.main.on_any(handler)
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+        self.main.emit(event, *args, callback=callback)
+
+    def send(self, *args: Any, callback: Handler | None = None) -> None:
+        self.main.send(*args, callback=callback)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self.main.emit_with_ack(event, *args, timeout=timeout)
+
+    @property
+    def id(self) -> str | None:
+        return self.main.id
+
+    @property
+    def connected(self) -> bool:
+        return self.main.connected
+
+    @property
+    def transport(self) -> str | None:
+        return self.engine.transport if self.engine is not None else None
+
+    @property
+    def cookies(self) -> Any:
+        return self.engine.cookies if self.engine is not None else self._cookies
+
+    # -- connecting -----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the connection and every namespace; raises :class:`ConnectError` when a
+        namespace refuses, ``ConnectionError`` when the server cannot be reached."""
+        self._closed_by_user = False
+        self._done = asyncio.Event()
+        for nsp in self._namespaces.values():
+            nsp._server_disconnected = False
+        await self._open()
+        results = [nsp._result for nsp in self._namespaces.values() if nsp._result is not None]
+        try:
+            await asyncio.wait_for(asyncio.gather(*results), self.timeout)
+        except BaseException:
+            await self._close_engine()
+            raise
+
+    async def _open(self) -> None:
+        query = dict(self.query)
+        main = self._namespaces.get("/")
+        if self.protocol == 4 and main is not None and main.auth:
+            # socket.io 2.x connects "/" on its own: its auth can only ride in the handshake
+            # query, where 2.x servers read tokens (socket.handshake.query)
+            auth = main.auth() if callable(main.auth) else main.auth
+            query.update({str(k): str(v) for k, v in dict(auth).items()})
+        engine = EngineClient(
+            self.url, path=self.path, eio=self.eio, transports=self.transports,
+            upgrade=self.upgrade, query=query, extra_headers=self.extra_headers,
+            polling_headers=self.polling_headers, websocket_headers=self.websocket_headers,
+            with_credentials=self.with_credentials, timeout=self.timeout,
+            on_message=self._on_message, on_close=self._on_engine_close,
+            cookies=self._cookies if self.with_credentials else None)
+        self.engine = engine
+        self._decoder = sio.Decoder(self.protocol)
+        loop = asyncio.get_running_loop()
+        for nsp in self._namespaces.values():
+            nsp._pending = False
+            nsp._result = None if nsp._server_disconnected else loop.create_future()
+            if nsp._result is not None:
+                nsp._result.add_done_callback(_retrieve)
+        await engine.connect()
+        for nsp in self._namespaces.values():
+            if not nsp._server_disconnected:
+                self._connect_namespace(nsp)
+
+    def _connect_namespace(self, nsp: ClientNamespace) -> None:
+        if nsp.connected or nsp._pending:
+            return
+        if nsp._result is None or nsp._result.done():
+            nsp._result = asyncio.get_running_loop().create_future()
+            nsp._result.add_done_callback(_retrieve)
+        if self.protocol == 4 and nsp.name == "/":
+            return  # socket.io 2.x connects "/" by itself
+        if self.protocol == 4 and "/" in self._namespaces and not self._namespaces["/"].connected:
+            return  # sent once "/" is connected, as socket.io-client 2.x does
+        nsp._pending = True
+        self._send(nsp._connect_packet(self.protocol), [])
+
+    def _send(self, text: str, attachments: list[bytes]) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        engine.send(text)
+        for attachment in attachments:
+            engine.send(attachment)
+
+    # -- incoming -------------------------------------------------------------------------------
+
+    def _on_message(self, data: str | bytes) -> None:
+        try:
+            packet = self._decoder.feed(data)
+        except sio.DecodeError as exc:
+            log.warning("bad packet from the server: %s", exc)
+            return
+        if packet is None:
+            return
+        nsp = self._namespaces.get(packet.nsp)
+        if nsp is None:
+            return
+        ptype = packet.type
+        if ptype == sio.CONNECT:
+            data = packet.data if isinstance(packet.data, dict) else {}
+            engine_sid = self.engine.sid if self.engine else ""
+            sid = data.get("sid") or (engine_sid if nsp.name == "/" else
+                                      f"{nsp.name}#{engine_sid}")
+            nsp._on_connect(sid, data.get("pid"))
+            if self.protocol == 4 and nsp.name == "/":
+                for other in self._namespaces.values():
+                    if other.name != "/" and not other._server_disconnected:
+                        self._connect_namespace(other)
+        elif ptype in (sio.EVENT, sio.BINARY_EVENT):
+            nsp._on_event(packet)
+        elif ptype in (sio.ACK, sio.BINARY_ACK):
+            nsp._on_ack(packet)
+        elif ptype == sio.CONNECT_ERROR:
+            if self.protocol == 4 and nsp.name == "/":
+                for each in self._namespaces.values():  # v2: an error on "/" concerns all
+                    each._on_connect_error(packet.data)
+            else:
+                nsp._on_connect_error(packet.data)
+        elif ptype == sio.DISCONNECT:
+            nsp._server_disconnected = True
+            nsp._on_disconnect("io server disconnect")
+
+    def _on_engine_close(self, reason: str) -> None:
+        for nsp in self._namespaces.values():
+            nsp._on_disconnect(reason)
+            if nsp._result is not None and not nsp._result.done():
+                nsp._result.set_exception(ConnectionError(f"connection closed: {reason}"))
+        self._cookies = self.engine.cookies if self.engine else self._cookies
+        if self._closed_by_user or not self.reconnection or all(
+                nsp._server_disconnected for nsp in self._namespaces.values()):
+            self._finish()
+            return
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while not self._closed_by_user:
+            attempt += 1
+            if self.reconnection_attempts is not None and attempt > self.reconnection_attempts:
+                self._emit_manager("reconnect_failed")
+                self._finish()
+                return
+            await asyncio.sleep(self._backoff(attempt))
+            if self._closed_by_user:
+                return
+            self._emit_manager("reconnect_attempt", attempt)
+            try:
+                await self._open()
+                wanted = [nsp._result for nsp in self._namespaces.values()
+                          if not nsp._server_disconnected and nsp._result is not None]
+                await asyncio.wait_for(asyncio.gather(*wanted), self.timeout)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                self._emit_manager("reconnect_error", exc)
+                await self._close_engine()
+                continue
+            self._emit_manager("reconnect", attempt)
+            return
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, as socket.io-client: base * 2^(n-1) ± factor."""
+        delay = self.reconnection_delay * (2 ** (attempt - 1))
+        if self.randomization_factor:
+            deviation = random.random() * self.randomization_factor * delay
+            delay = delay - deviation if random.random() < 0.5 else delay + deviation
+        return float(min(delay, self.reconnection_delay_max))
+
+    def _emit_manager(self, event: str, *args: Any) -> None:
+        for fn in tuple(self._handlers.get(event, ())):
+            self._call(fn, *args)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    async def disconnect(self) -> None:
+        """Leave every namespace and close the connection (no reconnection)."""
+        self._closed_by_user = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        for nsp in self._namespaces.values():
+            if nsp.connected:
+                self._send(sio.encode(sio.DISCONNECT, nsp.name)[0], [])
+        await self._close_engine()
+        for nsp in self._namespaces.values():
+            nsp._on_disconnect("io client disconnect")
+        self._finish()
+
+    async def _close_engine(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
+            self._cookies = self.engine.cookies
+
+    def _finish(self) -> None:
+        if self._done is not None:
+            self._done.set()
+
+    async def wait(self) -> None:
+        """Return once the client is disconnected for good (by you, the server, or after the
+        reconnection attempts ran out)."""
+        if self._done is not None:
+            await self._done.wait()
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    # -- handler plumbing -----------------------------------------------------------------------
+
+    def _call(self, fn: Handler, *args: Any) -> Any:
+        try:
+            result = fn(*args)
+        except Exception:
+            log.exception("error in handler %r", fn)
+            return None
+        if inspect.isawaitable(result):
+            self._track(asyncio.ensure_future(result))
+            return None
+        return result
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("error in handler", exc_info=task.exception())
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a namespace's connect outcome as seen (``connect`` reports it when awaited)."""
+    if not future.cancelled():
+        future.exception()
