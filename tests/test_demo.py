@@ -25,7 +25,11 @@ async def wait_ready(url: str, proc: asyncio.subprocess.Process, log: Path) -> N
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
-    raise AssertionError(f"demo did not start: {log.read_text()}")
+    raise AssertionError(f"demo did not start: {read(log)}")
+
+
+def read(path: Path) -> str:
+    return path.read_text()
 
 
 async def test_demo_cli_chat_in_browser_cross_origin(tmp_path: Path) -> None:
@@ -48,7 +52,7 @@ async def test_demo_cli_chat_in_browser_cross_origin(tmp_path: Path) -> None:
         assert "websocket" in out["status"]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 5) == 0
-    log = (tmp_path / "sockjet.log").read_text()
+    log = read(tmp_path / "sockjet.log")
     assert f"open {page}/" in log
     assert "Traceback" not in log
 

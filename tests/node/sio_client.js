@@ -7,7 +7,17 @@
 //   {op: "wait", name, event}            wait for the next `event` on socket `name`; result = args
 //   {op: "emit", name, event, args?, ack?: bool, timeout?: ms}  result = ack args (or error)
 //   {op: "reply", name, event, reply}    answer server acks for `event` with `reply` args
-//   {op: "sleep", ms} | {op: "disconnect", name} | {op: "state", name}
+//   {op: "sleep", ms} | {op: "disconnect", name}
+//   {op: "state", name}                  result = {id, connected, transport, engineId}
+//   {op: "drain", name, event}           result = every `event` received so far and not yet
+//                                        waited for (list of args lists); the queue is emptied
+//   {op: "close_transport", name}        close the socket's Engine.IO connection directly
+//                                        (s.io.engine.close(): no Socket.IO DISCONNECT packet)
+//   {op: "freeze", ms}                   block the event loop (no heartbeat, no I/O) for ms
+//   {op: "exit"}                         print the results so far and exit at once, leaving
+//                                        every connection to be torn down by the OS
+// Each connect listens to connect, connect_error, disconnect, error, connect_timeout and the
+// `listen` events; their args are queued per socket and event for wait/drain.
 "use strict";
 const plan = JSON.parse(process.argv[2]);
 const io = plan.version === 2 ? require("sio2") : require("sio4").io;
@@ -100,10 +110,26 @@ async function run() {
           s.disconnect();
           break;
         case "state": {
-          const transport = s.io && s.io.engine && s.io.engine.transport;
-          result = { id: s.id, connected: s.connected, transport: transport && transport.name };
+          const engine = s.io && s.io.engine;
+          const transport = engine && engine.transport;
+          result = { id: s.id, connected: s.connected, transport: transport && transport.name,
+            engineId: (engine && engine.id) || null };
           break;
         }
+        case "drain": {
+          const q = queues[step.name] && queues[step.name][step.event];
+          result = q ? q.splice(0) : [];
+          break;
+        }
+        case "close_transport":
+          s.io.engine.close();
+          break;
+        case "freeze":
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, step.ms);
+          break;
+        case "exit":
+          results.push(null);
+          return true;
         default:
           throw new Error("unknown op " + step.op);
       }
@@ -114,14 +140,22 @@ async function run() {
   }
 }
 
+// One JSON line; U+2028/U+2029 escaped so that line splitters (Python's splitlines) keep it whole.
+const line = (value) =>
+  JSON.stringify(value).replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029") + "\n";
+
 const deadline = setTimeout(() => {
-  process.stdout.write(JSON.stringify({ results, error: "scenario timeout" }) + "\n");
+  process.stdout.write(line({ results, error: "scenario timeout" }));
   process.exit(1);
 }, plan.deadline || 30000);
 
-run().then(() => {
+run().then((exitNow) => {
   clearTimeout(deadline);
-  process.stdout.write(JSON.stringify({ results }) + "\n");
+  if (exitNow) {
+    process.stdout.write(line({ results }), () => process.exit(0));
+    return;
+  }
+  process.stdout.write(line({ results }));
   for (const s of Object.values(sockets)) s.close();
   setTimeout(() => process.exit(0), 50);
 });
