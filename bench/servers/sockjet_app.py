@@ -1,0 +1,40 @@
+"""sockjet under its default runner, with the benchmark app (same as bench/node/server.js)."""
+
+import asyncio
+import sys
+import time
+
+import sockjet
+
+io = sockjet.Server(origins="*", ping_interval=25, ping_timeout=60)
+
+
+@io.on("connection")
+def connection(socket: sockjet.Socket) -> None:
+    socket.on("echo", lambda *args: args)
+
+
+control = io.of("/control")
+
+
+@control.on("connection")
+def control_connection(socket: sockjet.Socket) -> None:
+    @socket.on("broadcast")
+    async def broadcast(opts: dict) -> dict:
+        payload = bytes([7]) * opts["size"] if opts.get("binary") else "x" * opts["size"]
+        started = time.monotonic()
+        rate = opts.get("rate") or 0
+        batch = max(1, round(rate / 100)) if rate else 50
+        seq = 0
+        while seq < opts["count"]:
+            for _ in range(min(batch, opts["count"] - seq)):
+                io.emit("tick", seq, time.time() * 1000, payload)
+                seq += 1
+            await asyncio.sleep(0.01 if rate else 0)
+        return {"elapsed": (time.monotonic() - started) * 1000}
+
+    socket.on("count", lambda: len(io.sockets.sockets))
+
+
+if __name__ == "__main__":
+    sockjet.run(io, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
