@@ -166,8 +166,11 @@ class ClientNamespace:
 
     def _on_connect_error(self, data: Any) -> None:
         self._pending = False
-        if isinstance(data, dict):
+        if isinstance(data, dict) and self.client.protocol == 5:  # {message, data?}
             error = ConnectError(str(data.get("message", data)), data.get("data"))
+        elif isinstance(data, dict):  # protocol 4 sends ``err.data || err.message``
+            message = data.get("message")
+            error = ConnectError(message if isinstance(message, str) else str(data), data)
         else:
             error = ConnectError(str(data), data)
         if self._result is not None and not self._result.done():
