@@ -152,25 +152,23 @@ async def test_verdicts_match_the_browser() -> None:
 
     page_port = free_port()
     compared = 0
+
+    async def check(case: Any, url: str, version: int) -> tuple[str, int, bool]:
+        args = ["--origin", case.origin(page_port, url), "--eio", str(case.eio(version))]
+        for key, value in case.headers.items():
+            args += ["--header", f"{key}: {value}"]
+        if case.sends_credentials(version):
+            args.append("--credentials")
+        code, _, _ = await doctor(url, *args)
+        return case.name, version, code == 0
+
     for case in CASES:
         if case.page == "same-origin":
             continue
-        url_holder: list[str] = []
-
-        async def check(version: int, case: Any = case) -> tuple[str, int, bool]:
-            origin = case.origin(page_port, url_holder[0])
-            args = ["--origin", origin, "--eio", str(case.eio(version))]
-            for key, value in case.headers.items():
-                args += ["--header", f"{key}: {value}"]
-            if case.sends_credentials(version):
-                args.append("--credentials")
-            code, _, _ = await doctor(url_holder[0], *args)
-            return case.name, version, code == 0
-
         page_origin = case.origin(page_port, "http://127.0.0.1:1")
         async with serve(case.make_server(page_origin)) as url:
-            url_holder.append(url.replace("127.0.0.1", "localhost"))
-            results = await asyncio.gather(*(check(v) for v in case.clients))
+            server_url = url.replace("127.0.0.1", "localhost")  # the browser tests' layout
+            results = await asyncio.gather(*(check(case, server_url, v) for v in case.clients))
         for name, version, ok in results:
             assert ok == case.expect.connected, (name, version)
             compared += 1

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import gzip
 import json
+import logging
 import re
 import signal
 import sys
@@ -588,3 +589,28 @@ async def test_accept_encoding_q_values() -> None:
             r = await client.get("/engine.io/?EIO=4&transport=polling",
                                  headers={"accept-encoding": accept})
             assert r.headers.get("content-encoding") == expected, accept
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def test_refused_websocket_does_not_log_uvicorn_noise() -> None:
+    engine = EngineServer(origins=["https://a.example"])
+    collect = _Collect()  # uvicorn's loggers do not propagate to the root (caplog)
+    async with serve(engine) as url:
+        logging.getLogger("uvicorn.error").addHandler(collect)
+        try:
+            with pytest.raises(InvalidStatus):
+                async with ws_connect("ws" + url[4:] + "/engine.io/?EIO=4&transport=websocket",
+                                      origin="https://evil.example"):
+                    pass
+            await asyncio.sleep(0.1)
+        finally:
+            logging.getLogger("uvicorn.error").removeHandler(collect)
+    assert not [m for m in collect.messages if "without completing handshake" in m]

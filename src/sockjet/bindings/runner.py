@@ -34,6 +34,20 @@ def resolve(target: Any) -> tuple[Any, EngineServer | None]:
     raise TypeError(f"cannot serve {target!r}: expected a sockjet server or an ASGI application")
 
 
+class _RejectionNoise(logging.Filter):
+    """uvicorn's websockets-sansio protocol logs "ASGI callable returned without completing
+    handshake." after a handshake refused with an HTTP response (the ASGI
+    ``websocket.http.response`` extension), although the response was sent. sockjet refuses
+    every bad or unauthorised WebSocket that way, so the message would flood the logs under a
+    refused-origin storm; our app always completes the handshake one way or another."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+_NOISE = _RejectionNoise()
+
+
 class _Server(uvicorn.Server):
     """Closes Engine.IO sessions before uvicorn waits for connections to finish, so that pending
     long-polls are answered at once instead of holding the shutdown for a ping interval."""
@@ -78,7 +92,9 @@ def config(
     if engine is not None:
         options["ws_max_size"] = engine.max_http_buffer_size
     options.update(uvicorn_options)
-    return uvicorn.Config(app, host=host, port=port, **options), engine
+    cfg = uvicorn.Config(app, host=host, port=port, **options)  # configures uvicorn's loggers
+    logging.getLogger("uvicorn.error").addFilter(_NOISE)
+    return cfg, engine
 
 
 def run(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
