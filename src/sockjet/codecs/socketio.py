@@ -67,25 +67,23 @@ def encode(
     ptype: int, nsp: str = "/", data: Any = None, ack_id: int | None = None
 ) -> tuple[str, list[bytes]]:
     """Encode a packet: ``(text, attachments)``. EVENT/ACK with binary become BINARY_*."""
-    attachments: list[bytes] = []
-    if data is not None and ptype in (EVENT, ACK, BINARY_EVENT, BINARY_ACK) and has_binary(data):
-        data = _deconstruct(data, attachments)
-        ptype = BINARY_EVENT if ptype in (EVENT, BINARY_EVENT) else BINARY_ACK
-    elif ptype == BINARY_EVENT:
+    if ptype == BINARY_EVENT:
         ptype = EVENT
     elif ptype == BINARY_ACK:
         ptype = ACK
-    head = str(ptype)
-    if attachments:
-        head += f"{len(attachments)}-"
-    if nsp != "/":
-        head += nsp + ","
-    if ack_id is not None:
-        head += str(ack_id)
+    tail = (nsp + "," if nsp != "/" else "") + ("" if ack_id is None else str(ack_id))
     if data is None:
-        return head, attachments
+        return str(ptype) + tail, []
+    try:  # the common case first: orjson refuses bytes, which sends us to the binary path
+        return str(ptype) + tail + _dumps(data).decode(), []
+    except TypeError as exc:
+        if ptype not in (EVENT, ACK) or not has_binary(data):
+            raise TypeError(f"cannot send {type(data).__name__} data as JSON: {exc}") from None
+    attachments: list[bytes] = []
+    data = _deconstruct(data, attachments)
+    head = f"{BINARY_EVENT if ptype == EVENT else BINARY_ACK}{len(attachments)}-"
     try:
-        return head + _dumps(data).decode(), attachments
+        return head + tail + _dumps(data).decode(), attachments
     except TypeError as exc:
         raise TypeError(f"cannot send {type(data).__name__} data as JSON: {exc}") from None
 
@@ -144,9 +142,14 @@ def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
     ptype = ord(text[0]) - 48
     if not 0 <= ptype <= 6:
         raise DecodeError(f"unknown packet type {text[0]!r}")
-    # fast path: the most common packet, an event on "/" without ack
-    if ptype == EVENT and size > 1 and text[1] == "[":
-        return Packet(EVENT, "/", _load_event(text[1:], protocol)), 0
+    # fast paths: the most common packets, events on "/" without or with an ack id
+    if ptype == EVENT and size > 1:
+        if text[1] == "[":
+            return Packet(EVENT, "/", _load_event(text[1:], protocol)), 0
+        bracket = text.find("[", 1, 18)
+        if bracket > 1 and text[1:bracket].isdigit() and text[1:bracket].isascii():
+            return Packet(EVENT, "/", _load_event(text[bracket:], protocol),
+                          int(text[1:bracket])), 0
     pos = 1
     attachments = 0
     if ptype in (BINARY_EVENT, BINARY_ACK):

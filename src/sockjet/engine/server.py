@@ -134,7 +134,7 @@ class EngineServer:
         except Exception:
             log.exception("error in handler %r", fn)
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             self._track(asyncio.ensure_future(result))
 
     def _track(self, task: asyncio.Future[Any]) -> None:

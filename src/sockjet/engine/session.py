@@ -67,13 +67,16 @@ class EngineSocket:
         "_b64",
         "_buffer",
         "_close_wait",
+        "_dispatching",
         "_handlers",
         "_last_seen",
         "_loop",
+        "_on_message",
         "_ping_handle",
         "_poll",
         "_posting",
         "_timeout_handle",
+        "_writing",
         "_ws",
         "_ws_b64",
         "_ws_queue",
@@ -111,6 +114,10 @@ class EngineSocket:
         self._ws_queue: deque[str | bytes] = deque()
         self._ws_wake: asyncio.Future[None] | None = None
         self._handlers: dict[str, list[Handler]] = {}
+        #: the layer above (Socket.IO) takes messages through this direct, synchronous hook
+        self._on_message: Callable[[str | bytes], None] | None = None
+        self._dispatching = False  # the reader is handling a frame: it flushes replies itself
+        self._writing = False  # a flush is under way (reader or writer): one at a time
         self._ping_handle: asyncio.TimerHandle | None = None
         self._timeout_handle: asyncio.TimerHandle | None = None
         self._close_wait: asyncio.TimerHandle | None = None
@@ -134,6 +141,11 @@ class EngineSocket:
     def send(self, data: str | bytes) -> bool:
         """Queue a message; ``False`` when the session is no longer open."""
         return self._send_packet(eio.MESSAGE, data)
+
+    def set_message_hook(self, hook: Callable[[str | bytes], None]) -> None:
+        """Deliver messages to ``hook(data)`` (synchronous) before any ``message`` handlers:
+        the cheap path the Socket.IO layer uses."""
+        self._on_message = hook
 
     def close(self) -> None:
         """Close the session from the server side (reason ``"forced close"``)."""
@@ -163,9 +175,8 @@ class EngineSocket:
             return False
         if self._ws is not None:
             self._ws_queue.extend(prepared.frames(self.protocol, self._ws_b64))
-            wake = self._ws_wake
-            if wake is not None and not wake.done():
-                wake.set_result(None)
+            if not self._dispatching:
+                self._wake_writer()
         else:
             self._buffer.extend(prepared.packets)
             poll = self._poll
@@ -183,9 +194,8 @@ class EngineSocket:
             return False
         if self._ws is not None:
             self._ws_queue.append(eio.encode_frame(ptype, data, self.protocol, self._ws_b64))
-            wake = self._ws_wake
-            if wake is not None and not wake.done():
-                wake.set_result(None)
+            if not self._dispatching:
+                self._wake_writer()
         else:
             self._buffer.append((ptype, data))
             poll = self._poll
@@ -230,7 +240,11 @@ class EngineSocket:
         if self.protocol < 4:
             self._last_seen = self._loop.time()
         if ptype == eio.MESSAGE:
-            self._emit("message", data)
+            hook = self._on_message
+            if hook is not None:
+                hook(data)
+            if self._handlers:
+                self._emit("message", data)
         elif ptype == eio.PING:
             if self.protocol >= 4:
                 self._close("transport error", detail="invalid heartbeat direction")
@@ -307,6 +321,7 @@ class EngineSocket:
                 self.server._invoke(fn, *args)
         if event == "close":
             self._handlers.clear()  # break reference cycles with application closures
+            self._on_message = None
 
     # -- polling ------------------------------------------------------------------------------
 
@@ -430,25 +445,44 @@ class EngineSocket:
                 except eio.DecodeError:
                     reason = "parse error"
                     break
-                self._on_packet(ptype, data)
+                self._dispatching = True
+                try:
+                    self._on_packet(ptype, data)
+                finally:
+                    self._dispatching = False
+                if self._ws_queue and not self._writing:
+                    # replies go out from here: no hop through the writer task
+                    try:
+                        await self._flush(ws)
+                    except Exception:  # the peer went away mid-write
+                        reason = "transport error"
+                        break
         finally:
             self._close(reason)
             self._wake_writer()
             await writer
 
-    async def _ws_writer(self, ws: WebSocketConnection) -> None:
+    async def _flush(self, ws: WebSocketConnection) -> None:
         queue = self._ws_queue
+        self._writing = True
+        try:
+            while queue:
+                await ws.send(queue.popleft())
+        finally:
+            self._writing = False
+
+    async def _ws_writer(self, ws: WebSocketConnection) -> None:
         try:
             while True:
-                while queue:
-                    await ws.send(queue.popleft())
+                if self._ws_queue and not self._writing:
+                    await self._flush(ws)
                 if self.state != "open":
                     break
                 self._ws_wake = self._loop.create_future()
                 await self._ws_wake
                 self._ws_wake = None
         except Exception:  # the peer went away mid-write: the reader sees the close
-            queue.clear()
+            self._ws_queue.clear()
             self._close("transport error")
         finally:
             await ws.close()

@@ -40,7 +40,7 @@ class Connection:
         self.sockets: dict[str, Socket] = {}
         self._connecting: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
-        engine.on("message", self._on_message)
+        engine.set_message_hook(self._on_message)
         engine.on("close", self._on_close)
         if self.protocol == 4:
             server._connect(self, "/", {}, None)  # v2 clients are connected to "/" implicitly

@@ -51,6 +51,10 @@ class _Done:
 _DONE = _Done()
 
 
+#: return values that are certainly not awaitable (skips the slower ABC check)
+_PLAIN = frozenset({type(None), tuple, list, dict, str, int, float, bool, bytes})
+
+
 def ack_args(result: Any) -> list[Any]:
     """A handler's return value as ack arguments: ``None`` → none, tuple → several."""
     if result is None:
@@ -275,21 +279,21 @@ class Socket:
     def _dispatch(self, data: list[Any], ack_id: int | None) -> None:
         event = data[0]
         args = data[1:]
-        invoke = self.server.engine._invoke
-        for fn in self._any:
-            invoke(fn, event, *args)
+        if self._any:
+            for fn in tuple(self._any):
+                self.server.engine._invoke(fn, event, *args)
         handlers = self._handlers.get(event)
         if not handlers:
             return
-        first, *others = handlers
-        for fn in others:
-            invoke(fn, *args)
+        if len(handlers) > 1:
+            for fn in handlers[1:]:
+                self.server.engine._invoke(fn, *args)
         try:
-            result = first(*args)
+            result = handlers[0](*args)
         except Exception:
             log.exception("error in handler for %r on %s", event, self.id)
             return
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self.server.engine._track(task)
             if ack_id is not None:
