@@ -22,13 +22,16 @@ io.of("/control").on("connection", (socket) => {
     const payload = opts.binary ? Buffer.alloc(opts.size, 7) : "x".repeat(opts.size);
     const started = Date.now();
     let seq = 0;
-    const batch = opts.rate ? Math.max(1, Math.round(opts.rate / 100)) : 50;
+    // rate = broadcasts per second (0: as fast as possible, 50 per event-loop turn)
+    const interval = opts.rate ? Math.max(10, 1000 / opts.rate) : 0;
+    const batch = opts.rate ? Math.max(1, Math.round((opts.rate * interval) / 1000)) : 50;
     const step = () => {
       for (let i = 0; i < batch && seq < opts.count; i++, seq++) {
         io.emit("tick", seq, performance.timeOrigin + performance.now(), payload);
       }
       if (seq < opts.count) {
-        if (opts.rate) setTimeout(step, 10); else setImmediate(step);
+        if (opts.rate) setTimeout(step, started + (seq / batch) * interval - Date.now());
+        else setImmediate(step);
       } else {
         ack({ elapsed: Date.now() - started });
       }
