@@ -23,4 +23,8 @@ fi
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# the whole suite against both bindings: the native runner (default), then the ASGI app on uvicorn
+echo "== tests on the native binding"
+SOCKJET_TEST_BINDING=native .venv/bin/python -m pytest "$@"
+echo "== tests on the ASGI binding (uvicorn)"
+SOCKJET_TEST_BINDING=asgi .venv/bin/python -m pytest "$@"

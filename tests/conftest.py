@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from typing import IO, Any
 import pytest
 
 from sockjet.bindings import runner
+from sockjet.bindings.native import NativeServer
 
 NODE_DIR = Path(__file__).parent / "node"
 SOCKJET = Path(sys.executable).with_name("sockjet")
@@ -25,10 +27,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: which binding serves sockjet servers in this run: "native" (the default runner) or "asgi"
+#: (uvicorn); scripts/test.sh runs the suite once with each
+BINDING = os.environ.get("SOCKJET_TEST_BINDING", "native")
+
+
 @asynccontextmanager
-async def serve(target: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
-    """Run ``target`` (a sockjet server or ASGI app) on uvicorn on a free port; yield its URL."""
+async def serve(target: Any, binding: str | None = None,
+                **uvicorn_options: Any) -> AsyncIterator[str]:
+    """Run ``target`` on a free port and yield its URL: sockjet servers on the binding under
+    test (or ``binding``), ASGI apps (and uvicorn-only options) on uvicorn."""
     port = free_port()
+    if (binding or BINDING) == "native" and runner.use_native(target, **uvicorn_options):
+        native = NativeServer(target, "127.0.0.1", port)
+        task = asyncio.ensure_future(native.serve())
+        for _ in range(500):
+            if native.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise RuntimeError("server did not start")
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            native.request_stop()
+            await asyncio.wait_for(task, 15)
+        return
     options = {"log_level": "warning", **uvicorn_options}
     cfg, engine = runner.config(target, "127.0.0.1", port, **options)
     server = runner._Server(cfg, engine)

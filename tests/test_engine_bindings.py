@@ -309,7 +309,7 @@ async def test_asgi_wrapped_app_gets_other_paths() -> None:
 
 async def test_asgi_without_wrapped_app_answers_404() -> None:
     rec = Recorder()
-    async with serve(rec.engine) as url, httpx.AsyncClient() as client:
+    async with serve(rec.engine.asgi_app()) as url, httpx.AsyncClient() as client:
         await handshake(client, url)
         for path in ("/", "/page", "/engine.io"):
             r = await client.get(url + path + "?EIO=4&transport=polling")
@@ -614,3 +614,15 @@ async def test_refused_websocket_does_not_log_uvicorn_noise() -> None:
         finally:
             logging.getLogger("uvicorn.error").removeHandler(collect)
     assert not [m for m in collect.messages if "without completing handshake" in m]
+
+
+async def test_native_binding_answers_404_elsewhere() -> None:
+    engine = EngineServer()
+    async with serve(engine, binding="native") as url:
+        async with httpx.AsyncClient() as client:
+            r = await client.get(url + "/page")
+            assert (r.status_code, r.text) == (404, "Not Found")
+        with pytest.raises(InvalidStatus) as refused:
+            async with ws_connect(url.replace("http", "ws") + "/elsewhere"):
+                pass
+        assert refused.value.response.status_code == 404

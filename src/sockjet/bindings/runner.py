@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -12,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from ..engine.server import EngineServer
+from .native import NativeServer
 
 log = logging.getLogger("sockjet.runner")
 
@@ -97,20 +99,63 @@ def config(
     return cfg, engine
 
 
+def use_native(target: Any, runner: str = "auto", **uvicorn_options: Any) -> bool:
+    """Whether ``target`` runs on the native binding: sockjet servers do by default; wrapped
+    ASGI apps and uvicorn-only options (TLS files, proxy headers...) need uvicorn."""
+    if runner not in ("auto", "native", "uvicorn"):
+        raise ValueError("runner must be 'auto', 'native' or 'uvicorn'")
+    is_server = hasattr(target, "asgi_app")  # a sockjet Server or EngineServer
+    if runner == "native":
+        if not is_server:
+            raise TypeError("the native runner serves sockjet servers; use runner='uvicorn' "
+                            "for ASGI applications")
+        if set(uvicorn_options) - {"log_level"}:
+            raise TypeError(f"uvicorn options {sorted(set(uvicorn_options) - {'log_level'})} "
+                            "need runner='uvicorn'")
+        return True
+    return runner == "auto" and is_server and not set(uvicorn_options) - {"log_level"}
+
+
+def _native_loop() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
 def run(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
-        sockets: list[socket.socket] | None = None, **uvicorn_options: Any) -> None:
+        sockets: list[socket.socket] | None = None, runner: str = "auto",
+        **uvicorn_options: Any) -> None:
     """Serve a sockjet server (or any ASGI app) until SIGINT/SIGTERM.
 
-    ``sockets``: already-bound listening sockets to serve instead of ``host:port`` (several
-    ports at once). Extra keyword arguments go to :class:`uvicorn.Config` (``log_level``,
-    ``ssl_keyfile``...).
+    sockjet servers run on the native binding (asyncio + httptools + websockets' sans-I/O
+    protocol) unless ``runner="uvicorn"``; ASGI applications and uvicorn-only options run on
+    uvicorn with uvloop and httptools. ``sockets``: already-bound listening sockets to serve
+    instead of ``host:port``. Extra keyword arguments go to :class:`uvicorn.Config`.
     """
+    if use_native(target, runner, **uvicorn_options):
+        _configure_logging(uvicorn_options.get("log_level", "info"))
+        server = NativeServer(target, host, port, sockets)
+        with asyncio.Runner(loop_factory=_native_loop()) as loop_runner:
+            loop_runner.run(server.serve())
+        return
     cfg, engine = config(target, host, port, **uvicorn_options)
     _Server(cfg, engine).run(sockets=sockets)
 
 
 async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
-                sockets: list[socket.socket] | None = None, **uvicorn_options: Any) -> None:
+                sockets: list[socket.socket] | None = None, runner: str = "auto",
+                **uvicorn_options: Any) -> None:
     """Async form of :func:`run` for callers that own the event loop."""
+    if use_native(target, runner, **uvicorn_options):
+        await NativeServer(target, host, port, sockets).serve()
+        return
     cfg, engine = config(target, host, port, **uvicorn_options)
     await _Server(cfg, engine).serve(sockets=sockets)
+
+
+def _configure_logging(level: str) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sockjet").setLevel(level.upper() if level != "trace" else logging.DEBUG)

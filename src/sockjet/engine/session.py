@@ -76,6 +76,7 @@ class EngineSocket:
         "_poll",
         "_posting",
         "_timeout_handle",
+        "_write_now",
         "_writing",
         "_ws",
         "_ws_b64",
@@ -118,6 +119,8 @@ class EngineSocket:
         self._on_message: Callable[[str | bytes], None] | None = None
         self._dispatching = False  # the reader is handling a frame: it flushes replies itself
         self._writing = False  # a flush is under way (reader or writer): one at a time
+        #: set when the connection writes synchronously (native binding): no queue, no writer
+        self._write_now: Callable[[list[str | bytes]], None] | None = None
         self._ping_handle: asyncio.TimerHandle | None = None
         self._timeout_handle: asyncio.TimerHandle | None = None
         self._close_wait: asyncio.TimerHandle | None = None
@@ -166,6 +169,8 @@ class EngineSocket:
         if self.state != "open":
             return False
         if self._ws is not None:
+            if self._write_now is not None:  # unsent bytes, 1 KiB counted as one packet
+                return self._ws.backlog() < self.server.queue_high_water * 1024  # type: ignore[attr-defined]
             return len(self._ws_queue) < self.server.queue_high_water
         return self._poll is not None and len(self._buffer) < self.server.queue_high_water
 
@@ -174,6 +179,10 @@ class EngineSocket:
         if self.state != "open" or (volatile and not self.writable):
             return False
         if self._ws is not None:
+            write_now = self._write_now
+            if write_now is not None:
+                write_now(prepared.frames(self.protocol, self._ws_b64))
+                return self._check_backlog()
             self._ws_queue.extend(prepared.frames(self.protocol, self._ws_b64))
             if not self._dispatching:
                 self._wake_writer()
@@ -193,7 +202,12 @@ class EngineSocket:
         if self.state != "open":
             return False
         if self._ws is not None:
-            self._ws_queue.append(eio.encode_frame(ptype, data, self.protocol, self._ws_b64))
+            frame = eio.encode_frame(ptype, data, self.protocol, self._ws_b64)
+            write_now = self._write_now
+            if write_now is not None:
+                write_now([frame])
+                return self._check_backlog()
+            self._ws_queue.append(frame)
             if not self._dispatching:
                 self._wake_writer()
         else:
@@ -203,6 +217,13 @@ class EngineSocket:
                 poll.set_result(None)
         if self.buffered > self.server.queue_limit:
             self._close("transport error", detail="send queue over queue_limit")
+            return False
+        return True
+
+    def _check_backlog(self) -> bool:
+        """Synchronous writes: a peer that lets ``queue_limit`` KiB pile up is cut off."""
+        if self._ws.backlog() > self.server.queue_limit * 1024:  # type: ignore[union-attr]
+            self._close("transport error", detail="send backlog over queue_limit")
             return False
         return True
 
@@ -275,7 +296,10 @@ class EngineSocket:
             log.debug("session %s closed: %s (%s)", self.sid, reason, detail)
         if self._ws is not None:
             self.state = "closed"
-            self._wake_writer()  # the writer drains the queue, then closes the WebSocket
+            if self._write_now is not None:
+                self._ws.close_now()  # type: ignore[attr-defined]
+            else:
+                self._wake_writer()  # the writer drains the queue, then closes the WebSocket
             self.server._forget(self)
         elif graceful and self._buffer:
             # As engine.io (close() waits for "drain"): the queued packets go out first and the
@@ -424,11 +448,15 @@ class EngineSocket:
         """Serve the session over ``ws`` until either side closes it."""
         self._ws = ws
         self._ws_b64 = ws.query.get("b64") in ("1", "true") if self.protocol < 4 else False
+        self._write_now = getattr(ws, "write_frames", None)
         if self._buffer:  # packets queued while polling (or the open packet) move over
-            for ptype, data in self._buffer:
-                self._ws_queue.append(eio.encode_frame(ptype, data, self.protocol, self._ws_b64))
+            frames = [eio.encode_frame(t, d, self.protocol, self._ws_b64) for t, d in self._buffer]
             self._buffer = []
-        writer = asyncio.ensure_future(self._ws_writer(ws))
+            if self._write_now is not None:
+                self._write_now(frames)
+            else:
+                self._ws_queue.extend(frames)
+        writer = None if self._write_now else asyncio.ensure_future(self._ws_writer(ws))
         limit = self.server.max_http_buffer_size
         reason = "transport close"
         try:
@@ -459,8 +487,11 @@ class EngineSocket:
                         break
         finally:
             self._close(reason)
-            self._wake_writer()
-            await writer
+            if writer is not None:
+                self._wake_writer()
+                await writer
+            else:
+                await ws.close()
 
     async def _flush(self, ws: WebSocketConnection) -> None:
         queue = self._ws_queue
