@@ -378,8 +378,8 @@ class _Connection(asyncio.Protocol):
         if proto is None or transport is None:
             return
         data = proto.data_to_send()
-        if data:
-            transport.writelines(data)
+        if data:  # one write() per flush: uvloop tries it at once, writelines() queues
+            transport.write(data[0] if len(data) == 1 else b"".join(data))
 
 
 class NativeServer:
