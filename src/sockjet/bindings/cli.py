@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd = commands.add_parser("run", help="serve MODULE:ATTRIBUTE (a server or ASGI app)")
     run_cmd.add_argument("target", help="e.g. myapp:io")
     _add_bind(run_cmd)
+    run_cmd.add_argument("--runner", choices=["auto", "native", "uvicorn"], default="auto",
+                         help="auto (default): the native runner for sockjet servers, uvicorn "
+                              "for other ASGI apps")
     run_cmd.add_argument("--workers", type=int, default=1,
                          help="worker processes; sessions are per process, so more than one "
                               "needs sticky sessions or WebSocket-only clients")
@@ -111,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                     ws_per_message_deflate=cfg.ws_per_message_deflate,
                     log_level=args.log_level)
         return 0
-    runner.run(target, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        runner.run(target, host=args.host, port=args.port, runner=args.runner,
+                   log_level=args.log_level)
+    except TypeError as exc:  # e.g. --runner native for a plain ASGI app
+        raise SystemExit(f"sockjet: {exc}") from None
     return 0
 
 
