@@ -83,7 +83,7 @@ class _WebSocket:
     """The engine's WebSocket connection, over the sans-I/O protocol; writes are immediate."""
 
     __slots__ = ("_conn", "_messages", "_proto", "_waiter", "client", "closed", "headers",
-                 "method", "path", "query", "raw_query", "request", "scheme")
+                 "method", "path", "query", "raw_query", "request", "scheme", "unflushed")
 
     def __init__(self, conn: _Connection, head: _Request, proto: ServerProtocol,
                  request: Request) -> None:
@@ -96,6 +96,7 @@ class _WebSocket:
         self._messages: deque[str | bytes | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.unflushed = 0  # bytes serialised but not yet handed to the transport
 
     async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
         response = self._proto.accept(self.request)
@@ -136,12 +137,17 @@ class _WebSocket:
         if self.closed:
             return
         proto = self._proto
+        size = 0
         for data in frames:
             if isinstance(data, str):
-                proto.send_text(data.encode())
+                encoded = data.encode()
+                proto.send_text(encoded)
+                size += len(encoded)
             else:
                 proto.send_binary(data)
-        self._conn.flush_ws()
+                size += len(data)
+        self.unflushed += size
+        self._conn.flush_soon()
 
     def close_now(self, code: int = 1000) -> None:
         if self.closed:
@@ -158,7 +164,8 @@ class _WebSocket:
     def backlog(self) -> int:
         """Bytes accepted but not yet sent to the peer (flow control for volatile packets)."""
         transport = self._conn.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        pending = transport.get_write_buffer_size() if transport is not None else 0
+        return pending + self.unflushed
 
     async def send(self, data: str | bytes) -> None:
         if self.closed:
@@ -189,6 +196,8 @@ class _Connection(asyncio.Protocol):
         self._pending: deque[tuple[_Request, bool]] = deque()
         self._busy = False
         self._limit = self.engine.max_http_buffer_size
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -373,13 +382,22 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def flush_ws(self) -> None:
+        self._flush_scheduled = False
         proto = self.ws_proto
         transport = self.transport
+        if self.ws is not None:
+            self.ws.unflushed = 0
         if proto is None or transport is None:
             return
         data = proto.data_to_send()
         if data:  # one write() per flush: uvloop tries it at once, writelines() queues
             transport.write(data[0] if len(data) == 1 else b"".join(data))
+
+    def flush_soon(self) -> None:
+        """Coalesce: every frame serialised during this loop turn leaves in one write."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush_ws)
 
 
 class NativeServer:
