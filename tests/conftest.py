@@ -40,36 +40,34 @@ async def serve(target: Any, binding: str | None = None,
     port = free_port()
     if (binding or BINDING) == "native" and runner.use_native(target, **uvicorn_options):
         native = NativeServer(target, "127.0.0.1", port)
-        task = asyncio.ensure_future(native.serve())
-        for _ in range(500):
-            if native.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-            raise RuntimeError("server did not start")
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            native.request_stop()
-            await asyncio.wait_for(task, 15)
-        return
-    options = {"log_level": "warning", **uvicorn_options}
-    cfg, engine = runner.config(target, "127.0.0.1", port, **options)
-    server = runner._Server(cfg, engine)
-    task = asyncio.ensure_future(server._serve())  # no signal capture inside the test run
+        task = await _started(native.serve(), lambda: native.started)
+        stop = native.request_stop
+    else:
+        options = {"log_level": "warning", **uvicorn_options}
+        cfg, engine = runner.config(target, "127.0.0.1", port, **options)
+        server = runner._Server(cfg, engine)
+        task = await _started(server._serve(), lambda: server.started)  # no signal capture
+
+        def stop() -> None:
+            server.should_exit = True
+
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def _started(coro: Any, started: Any) -> asyncio.Future[None]:
+    task = asyncio.ensure_future(coro)
     for _ in range(500):
-        if server.started or task.done():
+        if started() or task.done():
             break
         await asyncio.sleep(0.01)
     if task.done():
         task.result()
         raise RuntimeError("server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
+    return task
 
 
 async def run_node(script: str, *args: str, timeout: float = 30) -> tuple[int, str, str]:

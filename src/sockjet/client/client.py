@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ..codecs import socketio as sio
 from ..socketio.errors import AckTimeout
+from ..socketio.socket import AckWaiter
 from .engine import EngineClient
 
 log = logging.getLogger("sockjet.client")
@@ -108,20 +109,15 @@ class ClientNamespace:
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Emit and wait for the ack: one value, a tuple for several, ``None`` for none."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def resolve(*values: Any) -> None:
-            if not future.done():
-                future.set_result(values[0] if len(values) == 1 else (values or None))
-
-        self.emit(event, *args, callback=resolve)
+        waiter = AckWaiter(asyncio.get_running_loop().create_future())
+        self.emit(event, *args, callback=waiter)
         try:
             if timeout is None:
-                return await future
-            return await asyncio.wait_for(future, timeout)
+                return await waiter.future
+            return await asyncio.wait_for(waiter.future, timeout)
         except TimeoutError:
             for ack_id, callback in list(self._acks.items()):
-                if callback is resolve:
+                if callback is waiter:
                     del self._acks[ack_id]
             raise AckTimeout(f"{event!r} was not acknowledged within {timeout} s") from None
 

@@ -179,22 +179,8 @@ class EngineSocket:
         if self.state != "open" or (volatile and not self.writable):
             return False
         if self._ws is not None:
-            write_now = self._write_now
-            if write_now is not None:
-                write_now(prepared.frames(self.protocol, self._ws_b64))
-                return self._check_backlog()
-            self._ws_queue.extend(prepared.frames(self.protocol, self._ws_b64))
-            if not self._dispatching:
-                self._wake_writer()
-        else:
-            self._buffer.extend(prepared.packets)
-            poll = self._poll
-            if poll is not None and not poll.done():
-                poll.set_result(None)
-        if self.buffered > self.server.queue_limit:
-            self._close("transport error", detail="send queue over queue_limit")
-            return False
-        return True
+            return self._write_frames(prepared.frames(self.protocol, self._ws_b64))
+        return self._buffer_packets(prepared.packets)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -202,28 +188,31 @@ class EngineSocket:
         if self.state != "open":
             return False
         if self._ws is not None:
-            frame = eio.encode_frame(ptype, data, self.protocol, self._ws_b64)
-            write_now = self._write_now
-            if write_now is not None:
-                write_now([frame])
-                return self._check_backlog()
-            self._ws_queue.append(frame)
+            return self._write_frames([eio.encode_frame(ptype, data, self.protocol, self._ws_b64)])
+        return self._buffer_packets([(ptype, data)])
+
+    def _write_frames(self, frames: list[str | bytes]) -> bool:
+        write_now = self._write_now
+        if write_now is not None:  # synchronous writes: unsent KiB count against queue_limit
+            write_now(frames)
+            over = self._ws.backlog() > self.server.queue_limit * 1024  # type: ignore[union-attr]
+        else:
+            self._ws_queue.extend(frames)
             if not self._dispatching:
                 self._wake_writer()
-        else:
-            self._buffer.append((ptype, data))
-            poll = self._poll
-            if poll is not None and not poll.done():
-                poll.set_result(None)
-        if self.buffered > self.server.queue_limit:
+            over = len(self._ws_queue) > self.server.queue_limit
+        if over:  # a peer this far behind is cut off instead of growing memory
             self._close("transport error", detail="send queue over queue_limit")
             return False
         return True
 
-    def _check_backlog(self) -> bool:
-        """Synchronous writes: a peer that lets ``queue_limit`` KiB pile up is cut off."""
-        if self._ws.backlog() > self.server.queue_limit * 1024:  # type: ignore[union-attr]
-            self._close("transport error", detail="send backlog over queue_limit")
+    def _buffer_packets(self, packets: list[eio.Packet]) -> bool:
+        self._buffer.extend(packets)
+        poll = self._poll
+        if poll is not None and not poll.done():
+            poll.set_result(None)
+        if len(self._buffer) > self.server.queue_limit:
+            self._close("transport error", detail="send queue over queue_limit")
             return False
         return True
 

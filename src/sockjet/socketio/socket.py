@@ -175,7 +175,7 @@ class Socket:
         """Emit and wait for the client's ack: its single value, a tuple for several, ``None``
         for none. Raises :class:`AckTimeout` after ``timeout`` seconds, :class:`Disconnected` if
         the socket goes away first."""
-        waiter = _AckWaiter(asyncio.get_running_loop().create_future())
+        waiter = AckWaiter(asyncio.get_running_loop().create_future())
         future = waiter.future
         if not self.emit(event, *args, callback=waiter):
             raise Disconnected(f"socket {self.id} is not connected")
@@ -330,7 +330,7 @@ class Socket:
         self.conn._detach(self)
         acks, self._acks = self._acks, {}
         for callback in acks.values():
-            if isinstance(callback, _AckWaiter) and not callback.future.done():
+            if isinstance(callback, AckWaiter) and not callback.future.done():
                 callback.future.set_exception(Disconnected(f"socket {self.id} disconnected"))
         for fn in tuple(self._handlers.get("disconnect", ())):
             invoke(fn, reason)
@@ -339,8 +339,9 @@ class Socket:
         self._middlewares.clear()
 
 
-class _AckWaiter:
-    """The ack callback behind :meth:`Socket.emit_with_ack`."""
+class AckWaiter:
+    """An ack callback that resolves a future: one value, a tuple for several, ``None`` for
+    none (``emit_with_ack`` of the server's sockets and of the client)."""
 
     __slots__ = ("future",)
 
