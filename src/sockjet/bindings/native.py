@@ -197,6 +197,7 @@ class _Connection(asyncio.Protocol):
         self._busy = False
         self._limit = self.engine.max_http_buffer_size
         self._flush_scheduled = False
+        self._written_turn = -1  # the server's loop turn of this connection's last write
         self._loop = asyncio.get_running_loop()
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -394,8 +395,16 @@ class _Connection(asyncio.Protocol):
             transport.write(data[0] if len(data) == 1 else b"".join(data))
 
     def flush_soon(self) -> None:
-        """Coalesce: every frame serialised during this loop turn leaves in one write."""
-        if not self._flush_scheduled:
+        """The first frames of a loop turn leave at once (latency); what follows in the same
+        turn (a burst of broadcasts) is coalesced into one write at the end of the turn."""
+        if self._flush_scheduled:
+            return
+        server = self.server
+        if self._written_turn != server.turn:
+            self._written_turn = server.turn
+            server.count_turn()
+            self.flush_ws()
+        else:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush_ws)
 
@@ -415,6 +424,18 @@ class NativeServer:
         self.started = False
         self.should_exit = False
         self._stop: asyncio.Event | None = None
+        #: loop turns, counted by one callback per turn while connections write
+        self.turn = 0
+        self._turn_pending = False
+
+    def count_turn(self) -> None:
+        if not self._turn_pending:
+            self._turn_pending = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._turn_pending = False
+        self.turn += 1
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
