@@ -253,17 +253,6 @@ class Namespace:
             raise ValueError(f"{event!r} is reserved for connections")
         return await self.adapter.server_side_emit([event, *args], ack, timeout)
 
-    def _on_server_side_emit(self, data: list[Any]) -> Any:
-        """A server-side emit from another server: call the first handler (its result is the
-        reply) and the others."""
-        handlers = self._handlers.get(data[0], ())
-        result = None
-        for index, fn in enumerate(tuple(handlers)):
-            value = fn(*data[1:])
-            if index == 0:
-                result = value
-        return result
-
 
 class ParentNamespace(Namespace):
     """A dynamic namespace matcher (``io.of(regex)``/``io.of(callable)``): handlers and

@@ -21,9 +21,6 @@ from .socket import Handshake, Socket
 
 log = logging.getLogger("sockjet.socketio")
 
-NamespaceMatcher = "re.Pattern[str] | Callable[[str, dict[str, Any]], Any]"
-
-
 class Connection:
     """One Engine.IO session seen by the Socket.IO layer: decodes packets, routes them to the
     sockets of its namespaces, and writes their packets."""
