@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import uvloop
 
 from sockjet.bindings import runner
 from sockjet.bindings.native import NativeServer
@@ -30,6 +31,18 @@ def free_port() -> int:
 #: which binding serves sockjet servers in this run: "native" (the default runner) or "asgi"
 #: (uvicorn); scripts/test.sh runs the suite once with each
 BINDING = os.environ.get("SOCKJET_TEST_BINDING", "native")
+BINDINGS = ("native", "asgi")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Tests run on uvloop, as the runners do in production."""
+    return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(params=BINDINGS)
+def binding(request: pytest.FixtureRequest) -> str:
+    """For tests of what each binding must do itself: run once per binding."""
+    return str(request.param)
 
 
 @asynccontextmanager

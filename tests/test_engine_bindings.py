@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import sockjet
 from sockjet import EngineServer, EngineSocket
-from sockjet.bindings import runner
+from sockjet.bindings import runner, uvicorn_protocols
 from sockjet.codecs.engineio import jsonp_escape
 
 SEP = "\x1e"
@@ -474,12 +474,15 @@ async def wait_ready(proc: asyncio.subprocess.Process, url: str, cwd: Path) -> N
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-async def test_cli_run_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize("runner_name", ["default", "uvicorn"])
+async def test_cli_run_stops_cleanly_on_signal(tmp_path: Path, signum: int,
+                                               runner_name: str) -> None:
     (tmp_path / "sj_echo_app.py").write_text(APP_MODULE)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    choice = ["--runner", "uvicorn"] if runner_name == "uvicorn" else []
     async with sockjet_process(tmp_path, "run", "sj_echo_app:app", "--host", "127.0.0.1",
-                               "--port", str(port)) as proc:
+                               "--port", str(port), *choice) as proc:
         await wait_ready(proc, url, tmp_path)
         async with httpx.AsyncClient(timeout=10) as client:
             sid, _ = await handshake(client, url)
@@ -496,6 +499,9 @@ async def test_cli_run_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> N
         assert code == 0, log
         assert (r.status_code, r.text) == (200, "1")
         assert "Traceback" not in log
+        # a sockjet server runs on the native binding unless uvicorn is asked for
+        served_by = "Uvicorn running on" if runner_name == "uvicorn" else "(native runner)"
+        assert served_by in log, log
 
 
 @pytest.mark.parametrize(
@@ -529,14 +535,17 @@ def test_runner_config_defaults() -> None:
     assert cfg.app.engine is engine  # type: ignore[attr-defined]
     assert (cfg.host, cfg.port) == ("127.0.0.1", 4321)
     assert cfg.loop == "uvloop"  # installed with uvicorn[standard]
-    assert cfg.http == "httptools"
-    assert cfg.ws == "websockets-sansio"
+    # uvicorn's httptools and websockets-sansio protocols, with sockjet's limits
+    assert cfg.http is uvicorn_protocols.HTTPProtocol
+    assert cfg.ws is uvicorn_protocols.WebSocketProtocol
+    assert cfg.timeout_keep_alive == 5
     assert cfg.ws_ping_interval is None
     assert cfg.ws_per_message_deflate is False
     assert cfg.ws_max_size == 12345
 
-    cfg, _ = runner.config(EngineServer(per_message_deflate=True))
+    cfg, _ = runner.config(EngineServer(per_message_deflate=True, keep_alive_timeout=2.5))
     assert cfg.ws_per_message_deflate is True
+    assert cfg.timeout_keep_alive == 2.5
     assert cfg.ws_max_size == 1_000_000
 
     cfg, resolved = runner.config(other_app, log_level="debug", http="h11")
@@ -548,8 +557,9 @@ def test_runner_config_defaults() -> None:
 def test_runner_config_without_uvloop_and_httptools(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # makes ``import uvloop`` fail
     monkeypatch.setitem(sys.modules, "httptools", None)
-    cfg, _ = runner.config(EngineServer())
+    cfg, _ = runner.config(EngineServer(max_header_size=9000))
     assert (cfg.loop, cfg.http) == ("asyncio", "h11")
+    assert cfg.h11_max_incomplete_event_size == 9000  # h11's head limit stands in for ours
 
 
 @pytest.mark.parametrize("deflate", [False, True])
@@ -626,3 +636,7 @@ async def test_native_binding_answers_404_elsewhere() -> None:
             async with ws_connect(url.replace("http", "ws") + "/elsewhere"):
                 pass
         assert refused.value.response.status_code == 404
+
+
+async def test_tests_run_on_uvloop_as_production_does() -> None:
+    assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")

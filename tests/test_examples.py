@@ -88,3 +88,16 @@ async def test_engine_echo_example() -> None:
     async with serve(engine) as url, httpx.AsyncClient(base_url=url) as client:
         r = await client.get("/engine.io/?EIO=4&transport=polling")
         assert r.status_code == 200 and r.text.startswith("0{")
+
+
+async def test_hardened_server_limits() -> None:
+    io = load("hardened_server.py").io
+    limits = io.engine.http_limits
+    assert (limits.headers_timeout, limits.keep_alive_timeout) == (10, 15)
+    assert io.engine.max_http_buffer_size == 100_000
+    async with serve(io) as url, httpx.AsyncClient(base_url=url) as client:
+        sid = (await client.get(HANDSHAKE)).text.split('"sid":"')[1].split('"')[0]
+        big = await client.post(f"{HANDSHAKE}&sid={sid}", content=b"4" + b"x" * 100_000)
+        assert big.status_code == 413
+        r = await client.get(HANDSHAKE, headers={"x-big": "x" * 17_000})
+        assert r.status_code == 431

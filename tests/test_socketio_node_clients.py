@@ -802,10 +802,14 @@ async def test_dynamic_namespaces(version: int, transport: str) -> None:
     by_regex.on("connection", setup)
     by_callable.on("connection", setup)
 
+    live: dict[str, Any] = {}  # the namespaces while every client is connected
+
     @io.on("connection")
     def root(socket: Socket) -> None:
         @socket.on("broadcast-dyn")
         def broadcast_dyn() -> str:
+            live.update(names=set(io.namespaces), children=set(by_regex.children),
+                        parent=io.namespaces["/dyn-1"].parent)
             by_regex.emit("hello-all", "from parent")
             io.of("/dyn-1").emit("hello-one", "only dyn-1")
             by_regex.emit("end")
@@ -851,8 +855,10 @@ async def test_dynamic_namespaces(version: int, transport: str) -> None:
         assert r[f"{name}:hello-all"] == ["from parent"]
     assert r["d1:hello-one"] == r["d1b:hello-one"] == ["only dyn-1"]
     assert r["d22:drain:hello-one"] == []
-    names = set(io.namespaces)
-    assert {"/dyn-1", "/dyn-22", "/team-a"} <= names
-    assert not names & {"/dyn-x", "/team-b"}
-    assert io.namespaces["/dyn-1"].parent is by_regex
-    assert set(by_regex.children) == {"/dyn-1", "/dyn-22"}
+    assert {"/dyn-1", "/dyn-22", "/team-a"} <= live["names"]
+    assert not live["names"] & {"/dyn-x", "/team-b"}
+    assert live["parent"] is by_regex
+    assert live["children"] == {"/dyn-1", "/dyn-22"}
+    # every client gone: the children went with them (cleanup_empty_child_namespaces)
+    assert set(io.namespaces) == {"/"}
+    assert by_regex.children == {} and by_callable.children == {}

@@ -99,22 +99,23 @@ def main(argv: list[str] | None = None) -> int:
         runner.run(app, host=args.host, port=args.port, sockets=sockets,
                    log_level=args.log_level)
         return 0
+    target = load(args.target)
     try:
-        target, _ = runner.resolve(load(args.target))
-    except TypeError as exc:  # neither a sockjet server nor an ASGI app
+        app, _ = runner.resolve(target)  # a sockjet server or an ASGI application
+    except TypeError as exc:
         raise SystemExit(f"sockjet: {exc}") from None
     if args.workers > 1:
         import uvicorn
 
         os.environ[_APP_ENV] = args.target
-        cfg, _ = runner.config(target, args.host, args.port, log_level=args.log_level)
+        cfg, _ = runner.config(app, args.host, args.port, log_level=args.log_level)
         uvicorn.run("sockjet.bindings.cli:worker_app", factory=True, host=args.host,
                     port=args.port, workers=args.workers, loop=cfg.loop, http=cfg.http,
                     ws=cfg.ws, ws_ping_interval=None, ws_max_size=cfg.ws_max_size,
                     ws_per_message_deflate=cfg.ws_per_message_deflate,
-                    log_level=args.log_level)
+                    timeout_keep_alive=cfg.timeout_keep_alive, log_level=args.log_level)
         return 0
-    try:
+    try:  # the server object itself: sockjet servers run on the native binding by default
         runner.run(target, host=args.host, port=args.port, runner=args.runner,
                    log_level=args.log_level)
     except TypeError as exc:  # e.g. --runner native for a plain ASGI app

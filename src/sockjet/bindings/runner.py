@@ -1,4 +1,5 @@
-"""The default runner: uvicorn with uvloop and httptools, shutting sessions down cleanly."""
+"""The runners: the native binding for sockjet servers (the default), uvicorn with uvloop and
+httptools for ASGI apps; both shut sessions down cleanly on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from typing import Any
 
 import uvicorn
 
+from ..engine.interface import DEFAULT_HTTP_LIMITS
 from ..engine.server import EngineServer
+from .guards import watch_accept_failures
 from .native import NativeServer
+from .uvicorn_protocols import HTTPProtocol, WebSocketProtocol
 
 log = logging.getLogger("sockjet.runner")
 
@@ -58,6 +62,11 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._engine = engine
 
+    async def startup(self, sockets: Any = None) -> None:
+        # asyncio reports every failed accept() (out of descriptors): logged once instead
+        watch_accept_failures(asyncio.get_running_loop())
+        await super().startup(sockets)
+
     async def shutdown(self, sockets: Any = None) -> None:
         if self._engine is not None:
             await self._engine.shutdown()
@@ -82,15 +91,21 @@ def config(
     **uvicorn_options: Any,
 ) -> tuple[uvicorn.Config, EngineServer | None]:
     app, engine = resolve(target)
+    limits = engine.http_limits if engine is not None else DEFAULT_HTTP_LIMITS
+    httptools = _has("httptools")
     options: dict[str, Any] = {
         "loop": "uvloop" if _has("uvloop") else "asyncio",
-        "http": "httptools" if _has("httptools") else "h11",
-        "ws": "websockets-sansio",
+        # uvicorn's protocols, held to sockjet's head limits and deadlines
+        "http": HTTPProtocol if httptools else "h11",
+        "ws": WebSocketProtocol,
+        "timeout_keep_alive": limits.keep_alive_timeout,
         "lifespan": "auto",  # wrapped apps without lifespan support still start
         "ws_ping_interval": None,  # Engine.IO has its own heartbeat
         "ws_per_message_deflate": bool(engine and engine.per_message_deflate),
         "log_level": "info",
     }
+    if not httptools:
+        options["h11_max_incomplete_event_size"] = limits.max_header_size
     if engine is not None:
         options["ws_max_size"] = engine.max_http_buffer_size
     options.update(uvicorn_options)

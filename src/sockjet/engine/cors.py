@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .notices import LogOnce
+
 log = logging.getLogger("sockjet.cors")
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ALL = ("*", "*:*")
 _V2_FORM = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+|\*):(\d{1,5}|\*)")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_MAX_LOGGED = 1024
 
 OriginCallable = Callable[[str], "bool | Awaitable[bool]"]
 
@@ -95,7 +96,7 @@ class OriginPolicy:
         if max_age is not None and (not isinstance(max_age, int) or max_age < 0):
             raise ValueError("max_age must be a non-negative number of seconds or None")
         self.max_age = max_age
-        self._logged: set[str] = set()
+        self.log_once = LogOnce(log, logging.WARNING)
         self.set_origins(origins)
 
     # -- configuration --------------------------------------------------------------------------
@@ -205,12 +206,6 @@ class OriginPolicy:
         """Log an origin refusal, once per origin."""
         self.log_once(origin, "refused %s from origin %r: not in the allowed origins %r",
                       where, origin, self._value)
-
-    def log_once(self, key: str, message: str, *args: Any) -> None:
-        """Warn once per ``key`` (bounded, so that a flood of origins cannot grow memory)."""
-        if key not in self._logged and len(self._logged) < _MAX_LOGGED:
-            self._logged.add(key)
-            log.warning(message, *args)
 
     # -- headers --------------------------------------------------------------------------------
 

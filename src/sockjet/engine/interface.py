@@ -59,6 +59,30 @@ class WebSocketConnection(RequestInfo, Protocol):
     async def close(self, code: int = 1000) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class HTTPLimits:
+    """Deadlines and size limits every binding applies to HTTP connections (seconds, bytes).
+
+    Node's http server has the same knobs (``headersTimeout``, ``requestTimeout``,
+    ``keepAliveTimeout``, ``maxHeaderSize``, ``maxHeadersCount``); the defaults here are stricter
+    where Node's leave room for slow-loris clients.
+    """
+
+    #: the request line and headers must be complete within this time (else 408, closed)
+    headers_timeout: float = 30.0
+    #: a whole request, body included, must arrive within this time (else 408, closed)
+    request_timeout: float = 300.0
+    #: an idle connection (no request in progress) is closed after this time
+    keep_alive_timeout: float = 5.0
+    #: request line plus headers, in bytes (else 431, closed)
+    max_header_size: int = 16 * 1024
+    #: number of header lines (else 431, closed)
+    max_headers: int = 100
+
+
+DEFAULT_HTTP_LIMITS = HTTPLimits()
+
+
 @dataclass(slots=True)
 class Response:
     status: int

@@ -13,7 +13,14 @@ import orjson
 
 from ..codecs import engineio as eio
 from .cors import CORS, OriginPolicy, PreflightHandler, policy_from_options, preflight_response
-from .interface import HTTPRequest, RequestInfo, Response, WebSocketConnection
+from .interface import (
+    DEFAULT_HTTP_LIMITS,
+    HTTPLimits,
+    HTTPRequest,
+    RequestInfo,
+    Response,
+    WebSocketConnection,
+)
 from .session import EngineSocket, Handler
 
 log = logging.getLogger("sockjet.engine")
@@ -77,6 +84,11 @@ class EngineServer:
         handle_preflight_request: PreflightHandler | bool | None = None,
         queue_high_water: int = 1000,
         queue_limit: int = 100_000,
+        headers_timeout: float = DEFAULT_HTTP_LIMITS.headers_timeout,
+        request_timeout: float = DEFAULT_HTTP_LIMITS.request_timeout,
+        keep_alive_timeout: float = DEFAULT_HTTP_LIMITS.keep_alive_timeout,
+        max_header_size: int = DEFAULT_HTTP_LIMITS.max_header_size,
+        max_headers: int = DEFAULT_HTTP_LIMITS.max_headers,
         path: str = "/engine.io/",
     ) -> None:
         self.ping_interval = _positive("ping_interval", ping_interval)
@@ -97,6 +109,17 @@ class EngineServer:
             raise ValueError("queue_limit must be an integer >= queue_high_water")
         self.queue_high_water = queue_high_water
         self.queue_limit = queue_limit
+        for name, size in (("max_header_size", max_header_size), ("max_headers", max_headers)):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        #: what the bindings enforce on every HTTP connection
+        self.http_limits = HTTPLimits(
+            headers_timeout=_positive("headers_timeout", headers_timeout),
+            request_timeout=_positive("request_timeout", request_timeout),
+            keep_alive_timeout=_positive("keep_alive_timeout", keep_alive_timeout),
+            max_header_size=max_header_size,
+            max_headers=max_headers,
+        )
         self.per_message_deflate = per_message_deflate
         self.compression_threshold = _compression_threshold(http_compression)
         self.cookie = _cookie_template(cookie)

@@ -155,6 +155,12 @@ class EngineSocket:
         self._close("forced close", graceful=True)
 
     @property
+    def poll_pending(self) -> bool:
+        """Whether a long-poll GET is waiting in the server for packets to carry."""
+        poll = self._poll
+        return poll is not None and not poll.done()
+
+    @property
     def buffered(self) -> int:
         """Packets waiting to be written (polling buffer or WebSocket queue)."""
         return len(self._buffer) + len(self._ws_queue)
@@ -268,13 +274,15 @@ class EngineSocket:
                 self._timeout_handle = None
                 self._ping_handle = self._loop.call_later(self.server.ping_interval, self._ping)
         elif ptype == eio.CLOSE:
-            self._close("transport close")
+            self._close("transport close", by_client=True)
         # open/upgrade/noop from a client carry no meaning outside the upgrade handshake
 
     # -- closing ------------------------------------------------------------------------------
 
-    def _close(self, reason: str, graceful: bool = False, detail: str | None = None) -> None:
-        """End the session. ``graceful``: keep it until a poll has carried the close packet."""
+    def _close(self, reason: str, graceful: bool = False, detail: str | None = None,
+               by_client: bool = False) -> None:
+        """End the session. ``graceful``: keep it until a poll has carried the close packet;
+        ``by_client``: the client sent a close packet (nothing more is owed to it)."""
         if self.state != "open":
             return
         for handle in (self._ping_handle, self._timeout_handle):
@@ -290,6 +298,10 @@ class EngineSocket:
             else:
                 self._wake_writer()  # the writer drains the queue, then closes the WebSocket
             self.server._forget(self)
+        elif by_client:
+            # As engine.io: a pending poll is answered with a noop and the session is gone.
+            self._release_poll()
+            self._finish_close()
         elif graceful and self._buffer:
             # As engine.io (close() waits for "drain"): the queued packets go out first and the
             # close packet in the next poll. In one payload, socket.io-client 4 would handle the
@@ -471,9 +483,9 @@ class EngineSocket:
                     # replies go out from here: no hop through the writer task
                     try:
                         await self._flush(ws)
-                    except Exception:  # the peer went away mid-write
-                        reason = "transport error"
-                        break
+                    except Exception:  # the peer is going away mid-write
+                        # nothing more can be written, but what it sent before still counts
+                        self._ws_queue.clear()
         finally:
             self._close(reason)
             if writer is not None:

@@ -159,6 +159,8 @@ class Namespace:
         self._middlewares: list[Handler] = parent._middlewares if parent else []
         self._handlers: dict[str, list[Handler]] = {}
         self._ack_ids = 0
+        #: connections running this namespace's middlewares (a child is not removed meanwhile)
+        self._connecting = 0
         self.adapter: Adapter = adapter_factory(self)
 
     def next_ack_id(self) -> int:
@@ -168,6 +170,29 @@ class Namespace:
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name!r} sockets={len(self.sockets)}>"
+
+    # -- membership -----------------------------------------------------------------------------
+
+    def add_socket(self, socket: Socket) -> None:
+        self.sockets[socket.id] = socket
+
+    def remove_socket(self, socket: Socket) -> None:
+        if self.sockets.get(socket.id) is socket:
+            del self.sockets[socket.id]
+        self.release_if_empty()
+
+    def connecting(self, delta: int) -> None:
+        """Count a connection entering (+1) or leaving (-1) this namespace's middlewares."""
+        self._connecting += delta
+        if delta < 0:
+            self.release_if_empty()
+
+    def release_if_empty(self) -> None:
+        """A dynamic child namespace with no sockets and no connection on its way in is removed
+        (``cleanup_empty_child_namespaces``), so names sent by clients do not pile up."""
+        if (self.parent is not None and not self.sockets and not self._connecting
+                and self.server.cleanup_empty_child_namespaces):
+            self.server.remove_child_namespace(self)
 
     # -- registration ---------------------------------------------------------------------------
 

@@ -133,6 +133,7 @@ class SocketServer:
         *,
         adapter: AdapterFactory,
         connect_timeout: float = 45,
+        cleanup_empty_child_namespaces: bool = True,
         path: str = "/socket.io/",
         **engine_options: Any,
     ) -> None:
@@ -143,6 +144,8 @@ class SocketServer:
         self.engine = EngineServer(path=path, **engine_options)
         self.engine.on("connection", self._on_engine_connection)
         self.connect_timeout = float(connect_timeout)
+        #: remove a dynamic child namespace once it has no sockets (Node: off by default)
+        self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
         self._adapter_factory = adapter
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -193,6 +196,14 @@ class SocketServer:
                 parent.children[name] = child
                 return child
         return None
+
+    def remove_child_namespace(self, nsp: Namespace) -> None:
+        """Forget an empty child of a dynamic namespace and release its adapter."""
+        if self._nsps.get(nsp.name) is not nsp or nsp.parent is None:
+            return
+        del self._nsps[nsp.name]
+        nsp.parent.children.pop(nsp.name, None)
+        self.engine._invoke(nsp.adapter.close)
 
     # -- shortcuts to the main namespace --------------------------------------------------------
 
@@ -287,12 +298,15 @@ class SocketServer:
         self.engine._invoke(self._connect_async, conn, name, auth)
 
     async def _connect_async(self, conn: Connection, name: str, auth: dict[str, Any]) -> None:
+        nsp: Namespace | None = None
         try:
             nsp = self._nsps.get(name) or await self._match_dynamic(name, auth)
-            if conn.engine.state != "open":
-                return
             if nsp is None:
-                conn._send_connect_error(name, "Invalid namespace")
+                if conn.engine.state == "open":
+                    conn._send_connect_error(name, "Invalid namespace")
+                return
+            nsp.connecting(+1)  # before any await: the namespace stays while we are on our way
+            if conn.engine.state != "open":
                 return
             socket = self._new_socket(nsp, conn, auth)
             try:
@@ -311,6 +325,8 @@ class SocketServer:
                 self._finish_connect(conn, socket)
         finally:
             conn._connecting.discard(name)
+            if nsp is not None:
+                nsp.connecting(-1)
 
     def _new_socket(self, nsp: Namespace, conn: Connection, auth: dict[str, Any]) -> Socket:
         engine = conn.engine

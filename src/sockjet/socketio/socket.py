@@ -313,7 +313,7 @@ class Socket:
     def _on_connect(self) -> None:
         self.connected = True
         nsp = self.nsp
-        nsp.sockets[self.id] = self
+        nsp.add_socket(self)
         nsp.adapter.add_all(self.id, (self.id,))
         self.conn._attach(self)
         nsp._emit_local("connection", self)
@@ -326,7 +326,6 @@ class Socket:
             invoke(fn, reason)
         self.connected = False
         self.nsp.adapter.delete_all(self.id)
-        self.nsp.sockets.pop(self.id, None)
         self.conn._detach(self)
         acks, self._acks = self._acks, {}
         for callback in acks.values():
@@ -337,6 +336,7 @@ class Socket:
         self._handlers.clear()
         self._any.clear()
         self._middlewares.clear()
+        self.nsp.remove_socket(self)  # last: an empty dynamic child namespace goes away
 
 
 class AckWaiter:

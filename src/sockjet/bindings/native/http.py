@@ -1,0 +1,451 @@
+"""The native binding's HTTP/1.1 connections.
+
+httptools parses; requests are dispatched to the engine at their headers (so the engine sees
+overlapping POSTs as Node's does) and answered in order, pipelined ones included. Every head and
+body is held to the limits and deadlines of :mod:`sockjet.bindings.guards`; a refusal (400, 408,
+413, 431) is written after the responses already owed and then the connection closes. A valid
+WebSocket opening handshake hands the connection to :class:`NativeWebSocket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import TYPE_CHECKING, cast
+from urllib.parse import parse_qsl
+
+import httptools
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.http11 import Request as HandshakeRequest
+from websockets.server import ServerProtocol
+
+from ...engine.interface import ClientGone, PayloadTooLarge, Response
+from ...engine.notices import peer_mistake
+from ..guards import Deadlines, HeadGuard, Lingering, Phase, Refused, refusal_bytes
+from .websocket import NativeWebSocket
+
+if TYPE_CHECKING:
+    from .server import NativeServer
+
+log = logging.getLogger("sockjet.native")
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+_NOT_FOUND = Response(404, [("content-type", "text/plain")], b"Not Found")
+_BAD_QUERY = Response(400, [("content-type", "application/json")],
+                      b'{"code":3,"message":"Bad request"}')
+#: pipelined requests queued before the connection stops reading more
+_PIPELINE_DEPTH = 16
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """Query string as a dict (first value wins); invalid UTF-8 raises ``UnicodeDecodeError``."""
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="strict"):
+        query.setdefault(key, value)
+    return query
+
+
+def merge_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ``", "`` (in linear time)."""
+    headers: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        if key in headers:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(key, [headers[key]]).append(text)
+        else:
+            headers[key] = text
+    if repeated:
+        for key, values in repeated.items():
+            headers[key] = ", ".join(values)
+    return headers
+
+
+def render(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
+    lines = [f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, '')}"]
+    lines += [f"{k}: {v}" for k, v in response.headers]
+    lines.append(f"content-length: {len(response.body)}")
+    if not keep_alive:
+        lines.append("connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + response.body
+
+
+class NativeRequest:
+    """One HTTP request as the engine sees it; its body streams in after dispatch."""
+
+    __slots__ = ("_gone", "_loop", "_waiter", "abandoned", "body", "client", "complete",
+                 "headers", "keep_alive", "method", "path", "query", "raw_query", "scheme",
+                 "too_large")
+
+    def __init__(self, conn: HTTPConnection, method: str, url: bytes,
+                 headers: dict[str, str], keep_alive: bool) -> None:
+        path, _, raw_query = url.partition(b"?")
+        self.method = method
+        self.path = path.decode("latin-1")
+        self.raw_query = raw_query
+        self.query = parse_query(raw_query)
+        self.headers = headers
+        self.scheme = conn.scheme
+        self.client = conn.client
+        self.keep_alive = keep_alive
+        self.body = bytearray()
+        self.complete = False  # the whole body has arrived
+        self.too_large = False  # the body went over the engine's limit (dropped)
+        self.abandoned = False  # the connection failed under it: its response is not written
+        self._gone = conn.gone
+        self._loop = conn.loop
+        self._waiter: asyncio.Future[None] | None = None
+
+    def add_body(self, chunk: bytes, limit: int) -> bool:
+        """Keep ``chunk``; ``False`` once the body is over ``limit`` (nothing more is kept)."""
+        if self.too_large:
+            return False
+        if len(self.body) + len(chunk) > limit:
+            self.too_large = True
+            self.body = bytearray()
+            self._wake()
+            return False
+        self.body += chunk
+        return True
+
+    def finish(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read_body(self, limit: int) -> bytes:
+        length = self.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge
+        if not (self.complete or self.too_large or self.abandoned):
+            self._waiter = self._loop.create_future()
+            await asyncio.wait((self._waiter, self._gone), return_when=asyncio.FIRST_COMPLETED)
+            self._waiter = None
+        if self.too_large or len(self.body) > limit:
+            raise PayloadTooLarge
+        if not self.complete:
+            raise ClientGone
+        return bytes(self.body)
+
+    async def wait_disconnect(self) -> None:
+        await asyncio.shield(self._gone)
+
+
+class HTTPConnection(asyncio.Protocol):
+    """One TCP connection: HTTP/1.1 requests, or a WebSocket after an upgrade."""
+
+    def __init__(self, server: NativeServer) -> None:
+        self.server = server
+        self.engine = server.engine
+        self.loop = asyncio.get_running_loop()
+        limits = self.engine.http_limits
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.scheme = "http"
+        self.client: tuple[str, int] | None = None
+        self.gone: asyncio.Future[None] = self.loop.create_future()
+        self.websocket: NativeWebSocket | None = None
+        self._guard = HeadGuard(limits)
+        self._deadlines = Deadlines(self.loop, limits, self._expired)
+        self._limit = self.engine.max_http_buffer_size
+        self._url = b""
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._current: NativeRequest | None = None  # the request whose body is arriving
+        self._queue: deque[NativeRequest | bytes] = deque()  # bytes: a final refusal
+        self._busy = False  # a response is being produced
+        self._closing = False  # nothing more is read: owed responses go out, then close
+        self._paused: set[str] = set()  # why reading is paused
+        self._lingering: Lingering | None = None
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.server.connection_made(self, transport)
+        self._deadlines.idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self._deadlines.cancel()
+        if self._lingering is not None:
+            self._lingering.cancel()
+        if not self.gone.done():
+            self.gone.set_result(None)
+        if self.websocket is not None:
+            self.websocket.connection_lost()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.websocket is None:  # a client that does not read its responses
+            self._pause("write")
+
+    def resume_writing(self) -> None:
+        self._resume("write")
+
+    def data_received(self, data: bytes) -> None:
+        if self.websocket is not None:
+            self.websocket.data_received(data)
+            return
+        if self._closing:
+            if self._lingering is not None:
+                self._lingering.discard(len(data))
+            return
+        try:
+            self.parser.feed_data(data)
+            if self._guard.active:
+                self._guard.unfinished(len(data))
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data[exc.args[0]:] if exc.args else b"")
+        except Refused as exc:
+            self._refuse(exc.status, exc.cause)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, Refused):
+                self._refuse(cause.status, cause.cause)
+            else:
+                self._refuse(400, "malformed HTTP request")
+
+    # -- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._raw_headers = []
+        self._guard.begin()
+        self._deadlines.head()
+
+    def on_url(self, url: bytes) -> None:
+        self._guard.url(len(url))
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._guard.header(len(name), len(value))
+        self._raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        method = self.parser.get_method().decode("ascii", "replace")
+        self._guard.complete(len(method))
+        if self.parser.should_upgrade():
+            return  # on_message_complete, then HttpParserUpgrade: see _upgrade
+        headers = merge_headers(self._raw_headers)
+        try:
+            request = NativeRequest(self, method, self._url, headers,
+                                    self.parser.should_keep_alive())
+        except (UnicodeDecodeError, ValueError):
+            peer_mistake(self.client, "undecodable query string")
+            self._stop_reading()
+            self._enqueue(render(_BAD_QUERY, keep_alive=False))
+            raise Refused(400, "undecodable query string") from None  # stops the parser
+        self._current = request
+        self._deadlines.body()
+        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self._enqueue(request)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._current
+        if request is not None and not request.add_body(body, self._limit):
+            self._pause("body")  # over the limit: read no more, the 413 closes the connection
+
+    def on_message_complete(self) -> None:
+        request = self._current
+        if request is None:
+            return  # an upgrade request: HttpParserUpgrade follows
+        self._current = None
+        request.finish()
+        self._settle()
+
+    # -- responses, in order --------------------------------------------------------------------
+
+    def _enqueue(self, item: NativeRequest | bytes) -> None:
+        self._queue.append(item)
+        if len(self._queue) >= _PIPELINE_DEPTH:
+            self._pause("pipeline")
+        self._next()
+
+    def _next(self) -> None:
+        while self._queue and not self._busy:
+            item = self._queue.popleft()
+            if isinstance(item, bytes):  # a refusal ends the connection
+                self._queue.clear()
+                self._write(item)
+                self._close(linger=True)
+                return
+            self._busy = True
+            task = asyncio.ensure_future(self._respond(item))
+            self.server.track(task)
+        if len(self._queue) < _PIPELINE_DEPTH // 2:
+            self._resume("pipeline")
+        self._settle()
+
+    async def _respond(self, request: NativeRequest) -> None:
+        try:
+            if request.path.startswith(self.server.path):
+                response = await self.engine.handle_request(request)
+                if response is None:
+                    response = _NOT_FOUND
+            else:
+                response = _NOT_FOUND
+        except Exception:
+            log.exception("error handling %s %s", request.method, request.path)
+            response = Response(500, [("content-type", "text/plain")], b"Internal Server Error")
+        self._busy = False
+        if not request.abandoned:
+            # a body still arriving is not read to its end: the connection closes instead
+            keep_alive = request.keep_alive and request.complete and not request.too_large
+            self._write(render(response, keep_alive, request.method == "HEAD"))
+            if not keep_alive:
+                self._stop_reading()
+                self._queue.clear()
+                self._close(linger=not request.complete)  # a body may still be on its way
+                return
+        self._next()
+
+    def _settle(self) -> None:
+        """Pick the deadline for what the connection is doing now."""
+        if self._closing:
+            self._deadlines.clear()
+        elif self._guard.active or self._current is not None:
+            return  # a head or a body is arriving: its deadline stands
+        elif self._busy or self._queue:
+            self._deadlines.clear()
+        else:
+            self._deadlines.idle()
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _close(self, linger: bool = False) -> None:
+        self._closing = True
+        self._deadlines.clear()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if linger:
+            self._paused.clear()
+            self._lingering = Lingering(self.loop, transport)
+        else:
+            transport.close()
+
+    # -- refusals and deadlines -----------------------------------------------------------------
+
+    def _refuse(self, status: int, cause: str) -> None:
+        """Answer ``status`` after the responses already owed, then close."""
+        if self._closing:
+            return
+        peer_mistake(self.client, cause)
+        self._stop_reading()
+        self._enqueue(refusal_bytes(status))
+
+    def _stop_reading(self) -> None:
+        self._closing = True
+        self._deadlines.clear()
+        self._pause("closing")
+        request = self._current
+        if request is not None:  # its body will never complete
+            self._current = None
+            request.abandon()
+
+    def _expired(self, phase: Phase) -> None:
+        if phase is Phase.IDLE:
+            self._close()
+        elif phase is Phase.HEAD:
+            self._refuse(408, "request head not complete within headers_timeout")
+        else:
+            self._refuse(408, "request not complete within request_timeout")
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and self.transport is not None:
+                self.transport.resume_reading()
+
+    # -- WebSocket ------------------------------------------------------------------------------
+
+    def _upgrade(self, rest: bytes) -> None:
+        """Hand a valid opening handshake to the engine; answer an invalid one here, with no
+        session created."""
+        transport = self.transport
+        if transport is None:
+            return
+        method = self.parser.get_method().decode("ascii", "replace")
+        url = self._url
+        path, _, raw_query = url.partition(b"?")
+        if not path.decode("latin-1").startswith(self.server.path):
+            self._refuse_handshake(render(_NOT_FOUND, keep_alive=False), None)
+            return
+        if method != "GET":
+            self._refuse_handshake(refusal_bytes(405), "WebSocket handshake not a GET")
+            return
+        extensions = [ServerPerMessageDeflateFactory()] if self.engine.per_message_deflate else None
+        proto = ServerProtocol(max_size=self._limit, extensions=extensions)
+        version = self.parser.get_http_version()
+        head = [f"GET {url.decode('latin-1')} HTTP/{version}\r\n".encode("latin-1")]
+        head += [name + b": " + value + b"\r\n" for name, value in self._raw_headers]
+        head.append(b"\r\n")
+        proto.receive_data(b"".join(head))
+        events = proto.events_received()
+        if not events or not isinstance(events[0], HandshakeRequest):
+            answer = b"".join(proto.data_to_send()) or refusal_bytes(400)
+            self._refuse_handshake(answer, "invalid WebSocket handshake")
+            return
+        response = proto.accept(events[0])
+        if response.status_code != 101:
+            proto.send_response(response)
+            self._refuse_handshake(b"".join(proto.data_to_send()),
+                                   f"invalid WebSocket handshake ({response.status_code})")
+            return
+        headers = merge_headers(self._raw_headers)
+        try:
+            query = parse_query(raw_query)
+        except (UnicodeDecodeError, ValueError):
+            self._refuse_handshake(refusal_bytes(400), "undecodable query string")
+            return
+        self._deadlines.cancel()  # the engine's heartbeat governs a WebSocket
+        self._queue.clear()
+        ws = NativeWebSocket(self.server, transport, proto, response,
+                             path=path.decode("latin-1"), raw_query=raw_query, query=query,
+                             headers=headers, scheme=self.scheme, client=self.client)
+        self.websocket = ws
+        self.server.track(asyncio.ensure_future(self._serve_websocket(ws)))
+        if rest:
+            ws.data_received(rest)
+
+    def _refuse_handshake(self, answer: bytes, cause: str | None) -> None:
+        if cause is not None:
+            peer_mistake(self.client, cause)
+        self._stop_reading()
+        self._enqueue(answer)
+
+    async def _serve_websocket(self, ws: NativeWebSocket) -> None:
+        try:
+            await self.engine.handle_websocket(ws)
+        except Exception:
+            log.exception("error in WebSocket session")
+        finally:
+            await ws.close()
