@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ SERVERS: dict[str, list[str]] = {
                                   "warning", "--ws-per-message-deflate", "false"],
     "node": ["node", str(HERE / "node" / "server.js"), "PORT"],
 }
+#: extra environment per server (a baseline revision of sockjet runs from its own source tree)
+ENVS: dict[str, dict[str, str]] = {}
 
 MIXED_KINDS = [["sio4", "websocket"], ["sio4", "polling"], ["sio2", "websocket"],
                ["sio2", "polling"]]
@@ -157,7 +160,8 @@ def run_one(server: str, key: str) -> Run:
     _, config, _ = SCENARIOS[key]
     port = free_port()
     cmd = [part.replace("PORT", str(port)) for part in SERVERS[server]]
-    with started(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as srv:
+    env = {**os.environ, **ENVS.get(server, {})}
+    with started(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as srv:
         wait_listening(port, srv)
         time.sleep(0.3)
         sproc = psutil.Process(srv.pid)
@@ -256,9 +260,38 @@ def main() -> None:
     parser.add_argument("--servers", default="sockjet,python-socketio,"
                         "python-socketio-nodeflate,node")
     parser.add_argument("--out", default=str(HERE / "results" / "latest"))
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run sockjet as of this git revision (before/after in one run)")
     args = parser.parse_args()
     keys = [k for k in args.scenarios.split(",") if k]
     servers = [s for s in args.servers.split(",") if s]
+    with contextlib.ExitStack() as stack:
+        if args.baseline:
+            servers.insert(1, stack.enter_context(baseline_server(args.baseline)))
+        measure(args, keys, servers)
+
+
+@contextlib.contextmanager
+def baseline_server(rev: str) -> Iterator[str]:
+    """A git worktree of ``rev`` whose ``src`` the benchmark app imports instead of this tree's."""
+    repo = HERE.parent
+    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=repo, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="sockjet-baseline-") as tmp:
+        tree = Path(tmp) / short
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=repo,
+                       check=True, capture_output=True)
+        name = f"sockjet@{short}"
+        SERVERS[name] = SERVERS["sockjet"]
+        ENVS[name] = {"PYTHONPATH": str(tree / "src")}
+        try:
+            yield name
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo,
+                           capture_output=True)
+
+
+def measure(args: argparse.Namespace, keys: list[str], servers: list[str]) -> None:
     for key in keys:
         if key not in SCENARIOS:
             raise SystemExit(f"unknown scenario {key!r}; choose from {', '.join(SCENARIOS)}")

@@ -84,9 +84,12 @@ async def test_out_of_descriptors_is_survived_and_logged_once(tmp_path: Path, ho
         while time.monotonic() - started < 3:  # the connected client is served all along
             assert await client.emit_with_ack("echo", acks, timeout=1) == acks
             acks += 1
+            await asyncio.sleep(0.01)  # paced: the server's own work stays small
         cpu = _cpu_seconds(proc.pid) - cpu_before
         assert acks > 100
-        assert cpu < 1.5, f"server used {cpu:.2f} s of CPU in 3 s: spinning"
+        # ~250 acks cost a few hundredths of a second; a loop retrying accept() would burn
+        # most of the 3 s
+        assert cpu < 0.6, f"server used {cpu:.2f} s of CPU in 3 s: spinning"
         assert proc.returncode is None
 
         for conn in flood:

@@ -101,15 +101,19 @@ class HeadGuard:
         """A chunk of the URL (checked as it comes: parsers buffer it)."""
         self.size += length
         if self.size > self.max_size:
-            raise Refused(431, "request line over max_header_size")
+            self.refuse()
 
     def header(self, name_len: int, value_len: int) -> None:
         self.count += 1
+        self.size += name_len + value_len + 4  # "name: value\r\n"
+        if self.count > self.max_count or self.size > self.max_size:
+            self.refuse()
+
+    def refuse(self) -> None:
+        """Raise the refusal for the count or size passed (hot paths count inline)."""
         if self.count > self.max_count:
             raise Refused(431, "more headers than max_headers")
-        self.size += name_len + value_len + 4  # "name: value\r\n"
-        if self.size > self.max_size:
-            raise Refused(431, "request head over max_header_size")
+        raise Refused(431, "request head over max_header_size")
 
     def complete(self, method_len: int) -> None:
         """The head is complete; its exact size includes the request line's other parts."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qsl
@@ -37,6 +36,8 @@ _BAD_QUERY = Response(400, [("content-type", "application/json")],
                       b'{"code":3,"message":"Bad request"}')
 #: pipelined requests queued before the connection stops reading more
 _PIPELINE_DEPTH = 16
+#: why reading is paused (bits of HTTPConnection._paused)
+_PIPELINE, _WRITE, _BODY, _CLOSING = 1, 2, 4, 8
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -45,25 +46,6 @@ def parse_query(raw: bytes) -> dict[str, str]:
     for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="strict"):
         query.setdefault(key, value)
     return query
-
-
-def merge_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Lower-case names; repeated headers joined with ``", "`` (in linear time)."""
-    headers: dict[str, str] = {}
-    repeated: dict[str, list[str]] | None = None
-    for name, value in raw:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in headers:
-            if repeated is None:
-                repeated = {}
-            repeated.setdefault(key, [headers[key]]).append(text)
-        else:
-            headers[key] = text
-    if repeated:
-        for key, values in repeated.items():
-            headers[key] = ", ".join(values)
-    return headers
 
 
 def render(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
@@ -163,12 +145,13 @@ class HTTPConnection(asyncio.Protocol):
         self._deadlines = Deadlines(self.loop, limits, self._expired)
         self._limit = self.engine.max_http_buffer_size
         self._url = b""
-        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._headers: dict[str, str] = {}
+        self._repeated: dict[str, list[str]] | None = None  # headers sent more than once
         self._current: NativeRequest | None = None  # the request whose body is arriving
-        self._queue: deque[NativeRequest | bytes] = deque()  # bytes: a final refusal
+        self._queue: list[NativeRequest | bytes] = []  # bytes: a final refusal
         self._busy = False  # a response is being produced
         self._closing = False  # nothing more is read: owed responses go out, then close
-        self._paused: set[str] = set()  # why reading is paused
+        self._paused = 0  # why reading is paused: _PIPELINE | _WRITE | _BODY | _CLOSING
         self._lingering: Lingering | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -196,10 +179,10 @@ class HTTPConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.websocket is None:  # a client that does not read its responses
-            self._pause("write")
+            self._pause(_WRITE)
 
     def resume_writing(self) -> None:
-        self._resume("write")
+        self._resume(_WRITE)
 
     def data_received(self, data: bytes) -> None:
         if self.websocket is not None:
@@ -228,24 +211,42 @@ class HTTPConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url = b""
-        self._raw_headers = []
+        self._headers = {}
+        self._repeated = None
         self._guard.begin()
         self._deadlines.head()
 
     def on_url(self, url: bytes) -> None:
-        self._guard.url(len(url))
+        guard = self._guard
+        guard.size += len(url)
+        if guard.size > guard.max_size:
+            guard.refuse()
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._guard.header(len(name), len(value))
-        self._raw_headers.append((name, value))
+        guard = self._guard  # counted inline: this runs for every header of every request
+        guard.count += 1
+        guard.size += len(name) + len(value) + 4
+        if guard.count > guard.max_count or guard.size > guard.max_size:
+            guard.refuse()
+        key = name.decode("latin-1").lower()
+        headers = self._headers
+        if key in headers:  # joined with ", " once the head is complete (linear time)
+            if self._repeated is None:
+                self._repeated = {}
+            self._repeated.setdefault(key, [headers[key]]).append(value.decode("latin-1"))
+        else:
+            headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         method = self.parser.get_method().decode("ascii", "replace")
         self._guard.complete(len(method))
+        headers = self._headers
+        if self._repeated is not None:
+            for key, values in self._repeated.items():
+                headers[key] = ", ".join(values)
         if self.parser.should_upgrade():
             return  # on_message_complete, then HttpParserUpgrade: see _upgrade
-        headers = merge_headers(self._raw_headers)
         try:
             request = NativeRequest(self, method, self._url, headers,
                                     self.parser.should_keep_alive())
@@ -263,7 +264,7 @@ class HTTPConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._current
         if request is not None and not request.add_body(body, self._limit):
-            self._pause("body")  # over the limit: read no more, the 413 closes the connection
+            self._pause(_BODY)  # over the limit: read no more, the 413 closes the connection
 
     def on_message_complete(self) -> None:
         request = self._current
@@ -271,29 +272,34 @@ class HTTPConnection(asyncio.Protocol):
             return  # an upgrade request: HttpParserUpgrade follows
         self._current = None
         request.finish()
-        self._settle()
+        if self._busy:  # a complete request: no deadline while it is answered (a long-poll)
+            self._deadlines.clear()
+        else:  # answered already: the connection is idle
+            self._settle()
 
     # -- responses, in order --------------------------------------------------------------------
 
     def _enqueue(self, item: NativeRequest | bytes) -> None:
-        self._queue.append(item)
-        if len(self._queue) >= _PIPELINE_DEPTH:
-            self._pause("pipeline")
-        self._next()
+        queue = self._queue
+        queue.append(item)
+        if len(queue) >= _PIPELINE_DEPTH:
+            self._pause(_PIPELINE)
+        if not self._busy:
+            self._next()
 
     def _next(self) -> None:
-        while self._queue and not self._busy:
-            item = self._queue.popleft()
+        queue = self._queue
+        if queue and not self._busy:
+            item = queue.pop(0)
             if isinstance(item, bytes):  # a refusal ends the connection
-                self._queue.clear()
+                queue.clear()
                 self._write(item)
                 self._close(linger=True)
                 return
-            self._busy = True
-            task = asyncio.ensure_future(self._respond(item))
-            self.server.track(task)
-        if len(self._queue) < _PIPELINE_DEPTH // 2:
-            self._resume("pipeline")
+            self._busy = True  # one response at a time, in order
+            self.server.track(asyncio.ensure_future(self._respond(item)))
+        if self._paused & _PIPELINE and len(queue) < _PIPELINE_DEPTH // 2:
+            self._resume(_PIPELINE)
         self._settle()
 
     async def _respond(self, request: NativeRequest) -> None:
@@ -342,7 +348,7 @@ class HTTPConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if linger:
-            self._paused.clear()
+            self._paused = 0
             self._lingering = Lingering(self.loop, transport)
         else:
             transport.close()
@@ -360,7 +366,7 @@ class HTTPConnection(asyncio.Protocol):
     def _stop_reading(self) -> None:
         self._closing = True
         self._deadlines.clear()
-        self._pause("closing")
+        self._pause(_CLOSING)
         request = self._current
         if request is not None:  # its body will never complete
             self._current = None
@@ -374,14 +380,14 @@ class HTTPConnection(asyncio.Protocol):
         else:
             self._refuse(408, "request not complete within request_timeout")
 
-    def _pause(self, reason: str) -> None:
+    def _pause(self, reason: int) -> None:
         if not self._paused and self.transport is not None:
             self.transport.pause_reading()
-        self._paused.add(reason)
+        self._paused |= reason
 
-    def _resume(self, reason: str) -> None:
-        if reason in self._paused:
-            self._paused.discard(reason)
+    def _resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
             if not self._paused and self.transport is not None:
                 self.transport.resume_reading()
 
@@ -394,7 +400,7 @@ class HTTPConnection(asyncio.Protocol):
         if transport is None:
             return
         method = self.parser.get_method().decode("ascii", "replace")
-        url = self._url
+        url, headers = self._url, self._headers
         path, _, raw_query = url.partition(b"?")
         if not path.decode("latin-1").startswith(self.server.path):
             self._refuse_handshake(render(_NOT_FOUND, keep_alive=False), None)
@@ -406,7 +412,7 @@ class HTTPConnection(asyncio.Protocol):
         proto = ServerProtocol(max_size=self._limit, extensions=extensions)
         version = self.parser.get_http_version()
         head = [f"GET {url.decode('latin-1')} HTTP/{version}\r\n".encode("latin-1")]
-        head += [name + b": " + value + b"\r\n" for name, value in self._raw_headers]
+        head += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()]
         head.append(b"\r\n")
         proto.receive_data(b"".join(head))
         events = proto.events_received()
@@ -420,7 +426,6 @@ class HTTPConnection(asyncio.Protocol):
             self._refuse_handshake(b"".join(proto.data_to_send()),
                                    f"invalid WebSocket handshake ({response.status_code})")
             return
-        headers = merge_headers(self._raw_headers)
         try:
             query = parse_query(raw_query)
         except (UnicodeDecodeError, ValueError):
@@ -428,6 +433,8 @@ class HTTPConnection(asyncio.Protocol):
             return
         self._deadlines.cancel()  # the engine's heartbeat governs a WebSocket
         self._queue.clear()
+        self._headers = {}  # nothing of the head is kept for the connection's life (the
+        self._url = b""  # WebSocket keeps the dict it was given)
         ws = NativeWebSocket(self.server, transport, proto, response,
                              path=path.decode("latin-1"), raw_query=raw_query, query=query,
                              headers=headers, scheme=self.scheme, client=self.client)

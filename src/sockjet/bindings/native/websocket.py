@@ -41,7 +41,7 @@ class NativeWebSocket:
         self._server = server
         self._transport: asyncio.Transport | None = transport
         self._proto = proto
-        self._response = response  # the 101 prepared by the protocol, sent by accept()
+        self._response: HandshakeResponse | None = response  # the 101, sent by accept()
         self._loop = asyncio.get_running_loop()
         self.method, self.path, self.raw_query = "GET", path, raw_query
         self.query, self.headers, self.scheme, self.client = query, headers, scheme, client
@@ -57,13 +57,15 @@ class NativeWebSocket:
     # -- handshake (engine side) ----------------------------------------------------------------
 
     async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
-        response = self._response
+        response, self._response = self._response, None  # not kept for the connection's life
+        assert response is not None, "accept() or reject() was called already"
         for key, value in headers or ():
             response.headers[key] = value
         self._proto.send_response(response)
         self._flush()
 
     async def reject(self, status: int, body: bytes) -> None:
+        self._response = None
         response = self._proto.reject(status, body.decode("utf-8", "replace"))
         response.headers["Content-Type"] = "text/html"
         self._proto.send_response(response)
