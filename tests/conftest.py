@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -28,10 +31,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-#: which binding serves sockjet servers in this run: "native" (the default runner) or "asgi"
-#: (uvicorn); scripts/test.sh runs the suite once with each
-BINDING = os.environ.get("SOCKJET_TEST_BINDING", "native")
 BINDINGS = ("native", "asgi")
+#: the binding ``serve()`` uses when a test does not name one: the ``binding`` fixture's while
+#: a test runs per binding, else the native one (the default runner)
+_binding = "native"
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
@@ -40,18 +43,27 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
 
 @pytest.fixture(params=BINDINGS)
-def binding(request: pytest.FixtureRequest) -> str:
-    """For tests of what each binding must do itself: run once per binding."""
-    return str(request.param)
+def binding(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test once per binding (native runner, ASGI app on uvicorn); ``serve()`` uses it.
+
+    Modules whose every test depends on the binding say
+    ``pytestmark = pytest.mark.usefixtures("binding")``; the others run once, natively.
+    """
+    global _binding
+    _binding = str(request.param)
+    try:
+        yield _binding
+    finally:
+        _binding = "native"
 
 
 @asynccontextmanager
-async def serve(target: Any, binding: str | None = None,
+async def serve(target: Any, binding: str | None = None, port: int | None = None,
                 **uvicorn_options: Any) -> AsyncIterator[str]:
-    """Run ``target`` on a free port and yield its URL: sockjet servers on the binding under
-    test (or ``binding``), ASGI apps (and uvicorn-only options) on uvicorn."""
-    port = free_port()
-    if (binding or BINDING) == "native" and runner.use_native(target, **uvicorn_options):
+    """Run ``target`` on a free port (or ``port``) and yield its URL: sockjet servers on the
+    binding under test (or ``binding``), ASGI apps (and uvicorn-only options) on uvicorn."""
+    port = port or free_port()
+    if (binding or _binding) == "native" and runner.use_native(target, **uvicorn_options):
         native = NativeServer(target, "127.0.0.1", port)
         task = await _started(native.serve(), lambda: native.started)
         stop = native.request_stop
@@ -71,6 +83,16 @@ async def serve(target: Any, binding: str | None = None,
         await asyncio.wait_for(task, 15)
 
 
+async def eventually(condition: Any, timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (the server's own view of things), polling, and fail
+    after ``timeout``: the way tests synchronise, never a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
 async def _started(coro: Any, started: Any) -> asyncio.Future[None]:
     task = asyncio.ensure_future(coro)
     for _ in range(500):
@@ -83,21 +105,43 @@ async def _started(coro: Any, started: Any) -> asyncio.Future[None]:
     return task
 
 
+def kill_group(pid: int) -> None:
+    """Kill a process group started with ``start_new_session=True`` (the process and whatever
+    it started, such as the Chromium of a Node helper), if anything of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def process(*command: str | Path,
+                  **options: Any) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A subprocess in its own process group, killed with its children on the way out, whatever
+    happens (a test that fails or times out leaves nothing running)."""
+    proc = await asyncio.create_subprocess_exec(*command, start_new_session=True, **options)
+    try:
+        yield proc
+    finally:
+        kill_group(proc.pid)
+        await proc.wait()
+
+
 async def run_node(script: str, *args: str, timeout: float = 30) -> tuple[int, str, str]:
     """Run ``node tests/node/<script> args...``; return (exit code, stdout, stderr)."""
     if not (NODE_DIR / "node_modules").is_dir():
         pytest.fail("tests/node/node_modules missing: run the README's test command")
-    proc = await asyncio.create_subprocess_exec(
-        "node", str(NODE_DIR / script), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=NODE_DIR,
-    )
-    try:
+    async with process("node", NODE_DIR / script, *args, stdout=asyncio.subprocess.PIPE,
+                       stderr=asyncio.subprocess.PIPE, cwd=NODE_DIR) as proc:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    return proc.returncode or 0, out.decode(), err.decode()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def run_command(*command: str | Path, timeout: float = 30,
+                      **options: Any) -> tuple[int, bytes, bytes]:
+    """Run a command to its end (killed with its group on timeout): exit code, stdout, stderr."""
+    async with process(*command, stdout=asyncio.subprocess.PIPE,
+                       stderr=options.pop("stderr", asyncio.subprocess.PIPE), **options) as proc:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        return proc.returncode or 0, out, err or b""
 
 
 async def run_node_json(script: str, config: dict[str, Any], timeout: float = 30) -> Any:
@@ -120,17 +164,10 @@ def _open_log(path: Path) -> IO[bytes]:
 
 
 @asynccontextmanager
-async def sockjet_process(cwd: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def sockjet_process(cwd: Path, *args: str,
+                          **options: Any) -> AsyncIterator[asyncio.subprocess.Process]:
     """``sockjet *args`` with output in ``cwd/sockjet.log``; always killed on the way out."""
-    log = _open_log(cwd / "sockjet.log")
-    proc = await asyncio.create_subprocess_exec(
-        str(SOCKJET), *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        log.close()
+    with _open_log(cwd / "sockjet.log") as log:
+        async with process(SOCKJET, *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                           stdout=log, stderr=asyncio.subprocess.STDOUT, **options) as proc:
+            yield proc

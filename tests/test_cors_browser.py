@@ -43,9 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import queue
-import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -55,7 +53,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
-from conftest import NODE_DIR, serve
+from conftest import NODE_DIR, kill_group, serve
 
 import sockjet
 
@@ -404,8 +402,12 @@ class Chromium:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        ready = self._next(30)
-        assert ready.get("ready"), ready
+        try:
+            ready = self._next(30)
+            assert ready.get("ready"), ready
+        except BaseException:  # nothing is left running if the browser never becomes ready
+            self.close()
+            raise
         self.version = ready["version"]
 
     def _read(self) -> None:
@@ -436,9 +438,10 @@ class Chromium:
                 self.proc.stdin.close()
             self.proc.wait(10)
         except (subprocess.TimeoutExpired, OSError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            pass
         finally:
+            kill_group(self.proc.pid)  # Chromium too, whether or not node ended by itself
+            self.proc.wait()
             self._log.close()
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SOCKJET, free_port
+from conftest import SOCKJET, free_port, kill_group
 from rawclient import RawConnection
 
 import sockjet
@@ -58,7 +58,7 @@ async def test_out_of_descriptors_is_survived_and_logged_once(tmp_path: Path, ho
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             *command, cwd=tmp_path, stdout=log, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL, preexec_fn=_low_limit,
+            stdin=asyncio.subprocess.DEVNULL, preexec_fn=_low_limit, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(tmp_path)})
     flood: list[RawConnection] = []
     try:
@@ -116,7 +116,7 @@ async def test_out_of_descriptors_is_survived_and_logged_once(tmp_path: Path, ho
             try:
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
-                proc.kill()
+                kill_group(proc.pid)
                 await proc.wait()
     text = log_path.read_text()
     assert text.count("out of file descriptors") == 1, text

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SOCKJET, free_port, serve
+from conftest import SOCKJET, free_port, run_command, serve
 
 import sockjet
 
@@ -16,12 +16,8 @@ PAGE = "http://localhost:5173"  # a typical dev-server origin, not the server's 
 
 
 async def doctor(*args: str) -> tuple[int, dict[str, Any], str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(SOCKJET), "doctor", *args, "--json", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out), err.decode()
+    code, out, err = await run_command(SOCKJET, "doctor", *args, "--json")
+    return code, json.loads(out), err.decode()
 
 
 def steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -29,11 +25,8 @@ def steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 async def doctor_text(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(SOCKJET), "doctor", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    return proc.returncode or 0, out.decode()
+    code, out, _ = await run_command(SOCKJET, "doctor", *args, stderr=asyncio.subprocess.STDOUT)
+    return code, out.decode()
 
 
 @pytest.mark.parametrize("eio", ["3", "4"])

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
-from conftest import free_port, serve, sockjet_process
+from conftest import eventually, free_port, serve, sockjet_process
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -404,8 +404,7 @@ async def test_asgi_lifespan_and_shutdown_answer_pending_poll() -> None:
             sid, _ = await handshake(client, url)
             poll = asyncio.ensure_future(
                 client.get(f"{url}/engine.io/?EIO=4&transport=polling&sid={sid}"))
-            await asyncio.sleep(0.3)
-            assert not poll.done()  # a real long-poll is pending
+            await eventually(lambda: rec.engine.sessions[sid].poll_pending)
         r = await asyncio.wait_for(poll, 5)
     assert (r.status_code, r.text) == (200, "1")
     assert events == ["startup", "shutdown"]
@@ -481,17 +480,20 @@ async def test_cli_run_stops_cleanly_on_signal(tmp_path: Path, signum: int,
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     choice = ["--runner", "uvicorn"] if runner_name == "uvicorn" else []
+    log_file = tmp_path / "sockjet.log"
     async with sockjet_process(tmp_path, "run", "sj_echo_app:app", "--host", "127.0.0.1",
-                               "--port", str(port), *choice) as proc:
+                               "--port", str(port), "--log-level", "debug", *choice) as proc:
         await wait_ready(proc, url, tmp_path)
         async with httpx.AsyncClient(timeout=10) as client:
             sid, _ = await handshake(client, url)
             session = f"{url}/engine.io/?EIO=4&transport=polling&sid={sid}"
             assert (await client.post(session, content="4echo")).text == "ok"
             assert (await client.get(session)).text == "4echo"
+            waiting = f"session {sid}: poll waiting"
+            seen = log_file.read_text().count(waiting)
             poll = asyncio.ensure_future(client.get(session))
-            await asyncio.sleep(0.3)
-            assert not poll.done()
+            # the server's own word that this long-poll now waits (--log-level debug)
+            await eventually(lambda: log_file.read_text().count(waiting) > seen)
             proc.send_signal(signum)
             code = await asyncio.wait_for(proc.wait(), 5)
             r = await asyncio.wait_for(poll, 5)
@@ -612,15 +614,26 @@ class _Collect(logging.Handler):
 
 async def test_refused_websocket_does_not_log_uvicorn_noise() -> None:
     engine = EngineServer(origins=["https://a.example"])
+    app = engine.asgi_app()
+    returned = asyncio.Event()
+
+    async def watched(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:  # uvicorn logs its complaint right after, before this test runs again
+            if scope["type"] == "websocket":
+                returned.set()
+
     collect = _Collect()  # uvicorn's loggers do not propagate to the root (caplog)
-    async with serve(engine) as url:
+    async with serve(watched) as url:  # an ASGI callable: uvicorn serves it
         logging.getLogger("uvicorn.error").addHandler(collect)
         try:
             with pytest.raises(InvalidStatus):
                 async with ws_connect("ws" + url[4:] + "/engine.io/?EIO=4&transport=websocket",
                                       origin="https://evil.example"):
                     pass
-            await asyncio.sleep(0.1)
+            await asyncio.wait_for(returned.wait(), 5)
+            await asyncio.sleep(0)
         finally:
             logging.getLogger("uvicorn.error").removeHandler(collect)
     assert not [m for m in collect.messages if "without completing handshake" in m]
@@ -640,3 +653,35 @@ async def test_native_binding_answers_404_elsewhere() -> None:
 
 async def test_tests_run_on_uvloop_as_production_does() -> None:
     assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+
+
+GC_APP = """\
+import gc
+import sockjet
+
+{setup}
+io = sockjet.Server()
+io.on("connection", lambda socket: socket.on(
+    "gc", lambda: [list(gc.get_threshold()), gc.get_freeze_count() > 0]))
+"""
+
+
+@pytest.mark.parametrize(("setup", "thresholds", "frozen"), [
+    ("", [7000, 10, 10], True),  # tuned for a server
+    ("gc.set_threshold(1234, 5, 6)", [1234, 5, 6], False),  # the user's own tuning is kept
+])
+async def test_runner_tunes_the_garbage_collector_unless_tuned(
+        tmp_path: Path, setup: str, thresholds: list[int], frozen: bool) -> None:
+    (tmp_path / "sj_gc_app.py").write_text(GC_APP.format(setup=setup))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with sockjet_process(tmp_path, "run", "sj_gc_app:io", "--port", str(port)):
+        client = sockjet.AsyncClient(url, transports=["websocket"], reconnection=False)
+        for _ in range(300):  # until the server listens
+            try:
+                await client.connect()
+                break
+            except ConnectionError:
+                await asyncio.sleep(0.05)
+        assert await client.emit_with_ack("gc", timeout=5) == [thresholds, frozen]
+        await client.disconnect()

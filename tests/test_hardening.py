@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import serve
+from conftest import eventually, serve
 from inproc import InProcRequest
 from rawclient import BINARY, CLOSE, CONT, PING, TEXT, RawConnection, frame, request
 
@@ -73,15 +73,6 @@ def captured() -> Iterator[Records]:
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)
-
-
-async def eventually(condition: Any, timeout: float = 3.0) -> None:
-    """Wait until ``condition()`` holds (polling the server's own state)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 async def open_session(conn: RawConnection) -> str:

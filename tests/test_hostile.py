@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SOCKJET, free_port
+from conftest import SOCKJET, free_port, kill_group
 from rawclient import BINARY, CLOSE, CONT, PING, TEXT, RawConnection, frame, request
 
 import sockjet
@@ -96,7 +96,8 @@ async def server_process(tmp_path: Path, binding: str) -> AsyncIterator[tuple[st
     log = (tmp_path / "server.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=tmp_path, stdout=log, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+        stdin=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as client:
@@ -113,7 +114,7 @@ async def server_process(tmp_path: Path, binding: str) -> AsyncIterator[tuple[st
             try:
                 await asyncio.wait_for(proc.wait(), 10)
             except TimeoutError:
-                proc.kill()
+                kill_group(proc.pid)
                 await proc.wait()
         log.close()
     text = (tmp_path / "server.log").read_text(errors="replace")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BINDING, run_node_json, serve
+from conftest import run_node_json, serve
 
 import sockjet
 from sockjet import AckTimeout, ConnectionRefused, Disconnected, Socket
@@ -606,7 +607,7 @@ async def test_broadcast_reaches_mixed_clients() -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=[f"v{v}" for v in VERSIONS])
-async def test_volatile_over_websocket(version: int) -> None:
+async def test_volatile_over_websocket(version: int, binding: str) -> None:
     """A volatile packet goes out when the WebSocket queue has room, and is dropped once the
     queue holds ``queue_high_water`` packets (a burst emitted without yielding)."""
     io = sockjet.Server(queue_high_water=3)
@@ -640,7 +641,7 @@ async def test_volatile_over_websocket(version: int) -> None:
         r = await run_client(url, version, "websocket", steps)
     assert r["c:v"] == ["single", {"$bin": "01"}]
     assert sent["one"] == [True]
-    if BINDING == "native":
+    if binding == "native":
         # frames go straight to the socket: the kernel takes the whole burst, so nothing is
         # pending and nothing is dropped (the threshold counts unsent KiB there)
         assert r["c:drain:b"] == [[i] for i in range(10)]
@@ -671,7 +672,7 @@ async def test_namespace_disconnect_keeps_connection(version: int, transport: st
         @socket.on("kick-me")
         async def kick_me() -> None:
             waiting = asyncio.ensure_future(socket.emit_with_ack("never-answered"))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)  # the emit is sent and its ack awaited
             socket.disconnect()
             try:
                 await asyncio.wait_for(waiting, 1)
@@ -692,7 +693,7 @@ async def test_namespace_disconnect_keeps_connection(version: int, transport: st
         emit("adm", "kick-me"),
         wait("adm", "disconnect"),
         {"op": "disconnect", "name": "oth"},
-        {"op": "sleep", "ms": 150},
+        # one connection, packets in order: the server has the DISCONNECT before this echo
         emit("root", "echo", "still", "here", ack=True, key="echo"),
         state("root"), state("adm"), state("oth"),
     ]
@@ -714,15 +715,17 @@ async def test_namespace_disconnect_keeps_connection(version: int, transport: st
 
 
 @each_client
-async def test_disconnect_reasons(version: int, transport: str) -> None:
+async def test_disconnect_reasons(version: int, transport: str, tmp_path: Path) -> None:
     io = sockjet.Server()
     # a second server with a fast heartbeat for the client that stops answering
     io_fast = sockjet.Server(ping_interval=0.25, ping_timeout=0.25)
     reasons: dict[str, str] = {}
     disconnecting: dict[str, tuple[str, bool]] = {}
+    engines: dict[str, Any] = {}
 
     def conn(socket: Socket) -> None:
         label = socket.handshake.query["label"]
+        engines[label] = socket.conn.engine
         socket.join("room-x")
         socket.on("kick", lambda: socket.disconnect())
 
@@ -742,24 +745,43 @@ async def test_disconnect_reasons(version: int, transport: str) -> None:
         return [connect("c", "", query={"label": label}, listen=("bye",)), wait("c", "connect"),
                 *then]
 
+    def go(label: str) -> dict[str, Any]:  # the client process stays until the test says
+        return {"op": "until_file", "path": str(tmp_path / label)}
+
     plans = {
-        "client-ns": client("client-ns", {"op": "disconnect", "name": "c"},
-                            {"op": "sleep", "ms": 200}),
+        "client-ns": client("client-ns", {"op": "disconnect", "name": "c"}, go("client-ns")),
         "server-ns": client("server-ns", emit("c", "kick"), wait("c", "disconnect"),
-                            {"op": "sleep", "ms": 100}),
+                            go("server-ns")),
         "server-close": client("server-close", emit("c", "kick-close"),
-                               wait("c", "disconnect"), wait("c", "bye"),
-                               {"op": "sleep", "ms": 100}),
-        "closed": client("closed", {"op": "close_transport", "name": "c"},
-                         {"op": "sleep", "ms": 200}),
-        # the sleep lets a polling client's next GET reach the server before the process dies
-        "killed": client("killed", {"op": "sleep", "ms": 200}, {"op": "exit"}),
+                               wait("c", "disconnect"), wait("c", "bye"), go("server-close")),
+        "closed": client("closed", {"op": "close_transport", "name": "c"}, go("closed")),
+        "killed": client("killed", go("killed"), {"op": "exit"}),
     }
     frozen = client("frozen", {"op": "freeze", "ms": 1500})
+
+    async def release() -> None:
+        """Each client may leave once the server saw its disconnect; the one to be killed once
+        its transport is what a death would cut (over polling: a GET waiting in the server)."""
+        waiting = set(plans) - {"killed"}
+        while True:
+            for label in list(waiting):
+                if label in reasons:
+                    (tmp_path / label).touch()
+                    waiting.discard(label)
+            killed = engines.get("killed")
+            if killed is not None and not (tmp_path / "killed").exists() and (
+                    transport == "websocket" or killed.poll_pending):
+                (tmp_path / "killed").touch()
+            if not waiting and (tmp_path / "killed").exists():
+                return
+            await asyncio.sleep(0.01)
+
     async with serve(io) as url, serve(io_fast) as fast_url:
-        results = await asyncio.gather(
-            run_client(fast_url, version, transport, frozen),
-            *(run_client(url, version, transport, steps) for steps in plans.values()))
+        results, _ = await asyncio.gather(
+            asyncio.gather(run_client(fast_url, version, transport, frozen),
+                           *(run_client(url, version, transport, steps)
+                             for steps in plans.values())),
+            asyncio.wait_for(release(), 30))
         await until(lambda: len(reasons) == len(plans) + 1)
     by_label = dict(zip(plans, results[1:], strict=True))
     assert by_label["server-ns"]["c:disconnect"][0] == "io server disconnect"

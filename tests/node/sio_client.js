@@ -8,6 +8,8 @@
 //   {op: "emit", name, event, args?, ack?: bool, timeout?: ms}  result = ack args (or error)
 //   {op: "reply", name, event, reply}    answer server acks for `event` with `reply` args
 //   {op: "sleep", ms} | {op: "disconnect", name}
+//   {op: "until_file", path}             wait until the test creates `path` (its go-ahead,
+//                                        given once the server has seen what it waits for)
 //   {op: "state", name}                  result = {id, connected, transport, engineId}
 //   {op: "drain", name, event}           result = every `event` received so far and not yet
 //                                        waited for (list of args lists); the queue is emptied
@@ -19,6 +21,7 @@
 // Each connect listens to connect, connect_error, disconnect, error, connect_timeout and the
 // `listen` events; their args are queued per socket and event for wait/drain.
 "use strict";
+const fs = require("fs");
 const plan = JSON.parse(process.argv[2]);
 const io = plan.version === 2 ? require("sio2") : require("sio4").io;
 
@@ -105,6 +108,9 @@ async function run() {
           break;
         case "sleep":
           await new Promise((r) => setTimeout(r, step.ms));
+          break;
+        case "until_file":
+          while (!fs.existsSync(step.path)) await new Promise((r) => setTimeout(r, 10));
           break;
         case "disconnect":
           s.disconnect();

@@ -10,7 +10,7 @@ import enum
 import logging
 import resource
 import time
-from collections.abc import Callable
+import weakref
 from http import HTTPStatus
 from typing import Any
 
@@ -72,66 +72,6 @@ class Lingering:
             self._handle = None
 
 
-class HeadGuard:
-    """Counts the request head as it arrives: the request line plus header lines (with their
-    CRLFs) must stay within ``max_header_size`` bytes and ``max_headers`` lines.
-
-    Parsers buffer an unfinished header line before calling back, so the raw bytes of an
-    unfinished head are counted too (:meth:`unfinished`, from the read after the one where the
-    head began): an 8 MB header line is refused after ``max_header_size`` bytes plus at most two
-    reads, never buffered whole. The exact size is checked when the head completes.
-    """
-
-    __slots__ = ("active", "count", "max_count", "max_size", "raw", "size")
-
-    def __init__(self, limits: HTTPLimits) -> None:
-        self.max_size = limits.max_header_size
-        self.max_count = limits.max_headers
-        self.active = False  # a head has begun and is not complete
-        self.size = 0
-        self.count = 0
-        self.raw = 0
-
-    def begin(self) -> None:
-        self.active = True
-        self.size = self.count = 0
-        self.raw = -1  # the head began inside the chunk being parsed: counted from the next one
-
-    def url(self, length: int) -> None:
-        """A chunk of the URL (checked as it comes: parsers buffer it)."""
-        self.size += length
-        if self.size > self.max_size:
-            self.refuse()
-
-    def header(self, name_len: int, value_len: int) -> None:
-        self.count += 1
-        self.size += name_len + value_len + 4  # "name: value\r\n"
-        if self.count > self.max_count or self.size > self.max_size:
-            self.refuse()
-
-    def refuse(self) -> None:
-        """Raise the refusal for the count or size passed (hot paths count inline)."""
-        if self.count > self.max_count:
-            raise Refused(431, "more headers than max_headers")
-        raise Refused(431, "request head over max_header_size")
-
-    def complete(self, method_len: int) -> None:
-        """The head is complete; its exact size includes the request line's other parts."""
-        self.active = False
-        self.size += method_len + 12  # "M URL HTTP/1.1\r\n" besides the URL
-        if self.size > self.max_size:
-            raise Refused(431, "request head over max_header_size")
-
-    def unfinished(self, length: int) -> None:
-        """A chunk of ``length`` bytes was parsed and the head is still incomplete."""
-        if self.raw < 0:
-            self.raw = 0
-            return
-        self.raw += length
-        if self.raw > self.max_size:
-            raise Refused(431, "request head over max_header_size")
-
-
 class Phase(enum.IntEnum):
     """What a connection is waiting for, and so which deadline applies."""
 
@@ -141,69 +81,155 @@ class Phase(enum.IntEnum):
     BODY = 3  # its body is arriving: request_timeout from its first byte
 
 
-class Deadlines:
-    """One lazily re-armed timer per connection. Moving to a phase with a later deadline costs
-    no timer operation; the timer, when it fires early, re-arms itself for the current deadline.
-    ``on_expired(phase)`` runs when the current phase's deadline passes."""
+class GuardedConnection:
+    """Mixin for an HTTP protocol: the head limits and the deadlines of its connection.
 
-    __slots__ = ("_at", "_handle", "_handle_at", "_limits", "_loop", "_on_expired",
-                 "_request_start", "phase")
+    The state lives on the protocol object itself (no helper objects per connection: a server
+    with thousands of connections pays for every object in garbage-collection time).
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limits: HTTPLimits,
-                 on_expired: Callable[[Phase], None]) -> None:
-        self._loop = loop
+    Head: ``max_header_size`` bytes (request line plus header lines with their CRLFs) and
+    ``max_headers`` lines. The protocol counts cheaply as the head arrives (``on_header`` runs
+    for every header of every request): ``_head_size`` gathers the lengths of URL chunks, names
+    and values, and :meth:`_head_complete` adds the fixed parts and decides. Parsers buffer an
+    unfinished line before calling back, so the raw bytes of an unfinished head are counted too
+    (:meth:`_head_unfinished`, from the read after the one where the head began): an 8 MB header
+    line is refused after ``max_header_size`` bytes plus at most two reads, never buffered whole.
+
+    Deadlines: one per :class:`Phase`; the loop's :class:`Sweeper` checks every connection that
+    has one and calls :meth:`_deadline_expired` once it has passed.
+    """
+
+    _limits: HTTPLimits
+    _sweeper: Sweeper
+    _head_active: bool  # a head has begun and is not complete
+    _head_size: int
+    _head_raw: int
+    _phase: Phase
+    _deadline: float
+    _request_start: float
+
+    def _guard_init(self, limits: HTTPLimits, sweeper: Sweeper) -> None:
         self._limits = limits
-        self._on_expired = on_expired
-        self.phase = Phase.NONE
-        self._at = 0.0
-        self._handle: asyncio.TimerHandle | None = None
-        self._handle_at = 0.0
-        self._request_start = 0.0
+        self._sweeper = sweeper
+        self._head_active = False
+        self._head_size = self._head_raw = 0
+        self._phase = Phase.NONE
+        self._deadline = self._request_start = 0.0
 
-    def idle(self) -> None:
-        self._set(Phase.IDLE, self._loop.time() + self._limits.keep_alive_timeout)
+    # -- the head -------------------------------------------------------------------------------
 
-    def head(self) -> None:
-        now = self._loop.time()
+    def _head_begin(self) -> None:
+        self._head_active = True
+        self._head_size = 0
+        self._head_raw = -1  # began inside the chunk being parsed: counted from the next one
+        now = self._sweeper.loop.time()
         self._request_start = now
-        self._set(Phase.HEAD, now + self._limits.headers_timeout)
+        self._set_deadline(Phase.HEAD, now + self._limits.headers_timeout)
 
-    def body(self) -> None:
-        self._set(Phase.BODY, self._request_start + self._limits.request_timeout)
+    def _head_url(self, length: int) -> None:
+        self._head_size += length
+        if self._head_size > self._limits.max_header_size:  # URLs are buffered: refused early
+            self._head_too_large()
 
-    def clear(self) -> None:
-        self.phase = Phase.NONE
+    def _head_complete(self, method_len: int, count: int) -> None:
+        """The head is complete: ``_head_size`` plus the request line's other parts
+        (``M URL HTTP/1.1\\r\\n``) and each header line's ``: `` and CRLF, against the limits;
+        its body's deadline starts."""
+        self._head_active = False
+        if count > self._limits.max_headers:
+            self._head_too_many()
+        if self._head_size + method_len + 12 + 4 * count > self._limits.max_header_size:
+            self._head_too_large()
+        self._set_deadline(Phase.BODY, self._request_start + self._limits.request_timeout)
 
-    def cancel(self) -> None:
-        self.phase = Phase.NONE
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _set(self, phase: Phase, at: float) -> None:
-        self.phase = phase
-        self._at = at
-        handle = self._handle
-        if handle is not None:
-            if self._handle_at <= at:
-                return  # fires first, then re-arms for ``at``
-            handle.cancel()
-        self._arm(at)
-
-    def _arm(self, at: float) -> None:
-        self._handle_at = at
-        self._handle = self._loop.call_at(at, self._fire)
-
-    def _fire(self) -> None:
-        self._handle = None
-        phase = self.phase
-        if phase is Phase.NONE:
+    def _head_unfinished(self, length: int) -> None:
+        """A chunk of ``length`` bytes was parsed and the head is still incomplete."""
+        if self._head_raw < 0:
+            self._head_raw = 0
             return
-        if self._loop.time() < self._at:
-            self._arm(self._at)
-            return
-        self.phase = Phase.NONE
-        self._on_expired(phase)
+        self._head_raw += length
+        if self._head_raw > self._limits.max_header_size:
+            self._head_too_large()
+
+    @staticmethod
+    def _head_too_many() -> None:
+        raise Refused(431, "more headers than max_headers")
+
+    @staticmethod
+    def _head_too_large() -> None:
+        raise Refused(431, "request head over max_header_size")
+
+    # -- deadlines ------------------------------------------------------------------------------
+
+    def _deadline_idle(self) -> None:
+        self._set_deadline(Phase.IDLE, self._sweeper.loop.time() + self._limits.keep_alive_timeout)
+
+    def _deadline_clear(self) -> None:
+        """No deadline (a response is being produced, or the connection is done)."""
+        if self._phase is not Phase.NONE:
+            self._phase = Phase.NONE
+            self._sweeper.forget(self)
+
+    def _set_deadline(self, phase: Phase, at: float) -> None:
+        if self._phase is Phase.NONE:
+            self._sweeper.watch(self)
+        self._phase = phase
+        self._deadline = at
+
+    def _deadline_passed(self) -> None:
+        """Called by the sweeper once the deadline has passed."""
+        phase = self._phase
+        self._deadline_clear()
+        self._deadline_expired(phase)
+
+    def _deadline_expired(self, phase: Phase) -> None:
+        raise NotImplementedError
+
+
+class Sweeper:
+    """One repeating check per event loop over the connections that have a deadline.
+
+    Deadlines are met to within a tenth of the shortest timeout in use (at least 50 ms, at most
+    1 s), which is what slow-client deadlines need; per-connection timers would cost an
+    allocation and a cancellation for every connection and request instead.
+    """
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = (
+        weakref.WeakKeyDictionary())
+
+    __slots__ = ("__weakref__", "_handle", "_watched", "interval", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._watched: set[GuardedConnection] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self.interval = 1.0
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, limits: HTTPLimits) -> Sweeper:
+        """The loop's sweeper, checking often enough for ``limits`` (look it up once per
+        server, or per connection only where the protocol knows no server)."""
+        sweeper = cls._by_loop.get(loop)
+        if sweeper is None:
+            sweeper = cls._by_loop[loop] = cls(loop)
+        shortest = min(limits.keep_alive_timeout, limits.headers_timeout, limits.request_timeout)
+        sweeper.interval = min(sweeper.interval, max(0.05, shortest / 10))
+        return sweeper
+
+    def watch(self, conn: GuardedConnection) -> None:
+        self._watched.add(conn)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.interval, self._sweep)
+
+    def forget(self, conn: GuardedConnection) -> None:
+        self._watched.discard(conn)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in [c for c in self._watched if c._deadline <= now]:
+            conn._deadline_passed()
+        self._handle = (self.loop.call_later(self.interval, self._sweep) if self._watched
+                        else None)
 
 
 class DescriptorWatch:

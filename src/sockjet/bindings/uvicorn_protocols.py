@@ -26,7 +26,15 @@ from websockets.frames import CloseCode
 
 from ..engine.interface import DEFAULT_HTTP_LIMITS, HTTPLimits
 from ..engine.notices import peer_mistake
-from .guards import Deadlines, HeadGuard, Lingering, Phase, Refused, descriptors, refusal_bytes
+from .guards import (
+    GuardedConnection,
+    Lingering,
+    Phase,
+    Refused,
+    Sweeper,
+    descriptors,
+    refusal_bytes,
+)
 
 
 def limits_of(app: Any) -> HTTPLimits:
@@ -41,14 +49,13 @@ def limits_of(app: Any) -> HTTPLimits:
     return DEFAULT_HTTP_LIMITS
 
 
-class HTTPProtocol(HttpToolsProtocol):
+class HTTPProtocol(GuardedConnection, HttpToolsProtocol):
     """uvicorn's httptools protocol with sockjet's head limits and deadlines."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limits = limits_of(self.app)
-        self._guard = HeadGuard(limits)
-        self._deadlines = Deadlines(self.loop, limits, self._expired)
+        self._guard_init(limits, Sweeper.of(self.loop, limits))
         self._lingering: Lingering | None = None
         self._owed: Refused | None = None  # a refusal waiting for the response in progress
 
@@ -62,7 +69,7 @@ class HTTPProtocol(HttpToolsProtocol):
             self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._deadlines.cancel()
+        self._deadline_clear()
         if self._lingering is not None:
             self._lingering.cancel()
         super().connection_lost(exc)
@@ -76,11 +83,11 @@ class HTTPProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-            if self._guard.active:
-                self._guard.unfinished(len(data))
+            if self._head_active:
+                self._head_unfinished(len(data))
         except httptools.HttpParserUpgrade:
             if self._should_upgrade() and self.parser.get_http_version() == "1.1":
-                self._deadlines.cancel()
+                self._deadline_clear()
                 self.handle_websocket_upgrade()
             elif self._should_upgrade():  # RFC 6455 §4.1: HTTP/1.1 at least (uvicorn: any)
                 self._refuse(Refused(400, "WebSocket handshake over HTTP/1.0"))
@@ -94,24 +101,24 @@ class HTTPProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._guard.begin()
-        self._deadlines.head()
+        self._head_begin()
 
     def on_url(self, url: bytes) -> None:
-        self._guard.url(len(url))
+        self._head_url(len(url))
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._guard.header(len(name), len(value))
+        self._head_size += len(name) + len(value)
         super().on_header(name, value)
+        if len(self.headers) > self._limits.max_headers:
+            self._head_too_many()
 
     def on_headers_complete(self) -> None:
-        self._guard.complete(len(self.parser.get_method()))
-        self._deadlines.body()
+        self._head_complete(len(self.parser.get_method()), len(self.headers))
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._deadlines.clear()
+        self._deadline_clear()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -128,7 +135,7 @@ class HTTPProtocol(HttpToolsProtocol):
 
     def _refuse(self, refusal: Refused) -> None:
         peer_mistake(self.client, refusal.cause)
-        self._deadlines.cancel()
+        self._deadline_clear()
         if self.transport.is_closing() or self._lingering is not None:
             return
         cycle = self.cycle
@@ -150,11 +157,11 @@ class HTTPProtocol(HttpToolsProtocol):
         self._linger()
 
     def _linger(self) -> None:
-        self._deadlines.cancel()
+        self._deadline_clear()
         self._unset_keepalive_if_required()
         self._lingering = Lingering(self.loop, self.transport)
 
-    def _expired(self, phase: Phase) -> None:
+    def _deadline_expired(self, phase: Phase) -> None:
         cause = ("request head not complete within headers_timeout" if phase is Phase.HEAD
                  else "request not complete within request_timeout")
         self._refuse(Refused(408, cause))

@@ -161,6 +161,11 @@ class EngineSocket:
         return poll is not None and not poll.done()
 
     @property
+    def post_pending(self) -> bool:
+        """Whether the body of a POST to this session is being received."""
+        return self._posting
+
+    @property
     def buffered(self) -> int:
         """Packets waiting to be written (polling buffer or WebSocket queue)."""
         return len(self._buffer) + len(self._ws_queue)
@@ -359,6 +364,7 @@ class EngineSocket:
             if self.upgrading:
                 return self._payload_response(req, [(eio.NOOP, "")])
             poll = self._poll = self._loop.create_future()
+            log.debug("session %s: poll waiting", self.sid)
             gone = asyncio.ensure_future(req.wait_disconnect())
             try:
                 await asyncio.wait((poll, gone), return_when=asyncio.FIRST_COMPLETED)

@@ -22,7 +22,7 @@ from websockets.server import ServerProtocol
 
 from ...engine.interface import ClientGone, PayloadTooLarge, Response
 from ...engine.notices import peer_mistake
-from ..guards import Deadlines, HeadGuard, Lingering, Phase, Refused, refusal_bytes
+from ..guards import GuardedConnection, Lingering, Phase, Refused, refusal_bytes
 from .websocket import NativeWebSocket
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class NativeRequest:
         await asyncio.shield(self._gone)
 
 
-class HTTPConnection(asyncio.Protocol):
+class HTTPConnection(GuardedConnection, asyncio.Protocol):
     """One TCP connection: HTTP/1.1 requests, or a WebSocket after an upgrade."""
 
     def __init__(self, server: NativeServer) -> None:
@@ -141,8 +141,8 @@ class HTTPConnection(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.gone: asyncio.Future[None] = self.loop.create_future()
         self.websocket: NativeWebSocket | None = None
-        self._guard = HeadGuard(limits)
-        self._deadlines = Deadlines(self.loop, limits, self._expired)
+        self._guard_init(limits, server.sweeper)
+        self._max_headers = limits.max_headers
         self._limit = self.engine.max_http_buffer_size
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -164,11 +164,11 @@ class HTTPConnection(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self.server.connection_made(self, transport)
-        self._deadlines.idle()
+        self._deadline_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        self._deadlines.cancel()
+        self._deadline_clear()
         if self._lingering is not None:
             self._lingering.cancel()
         if not self.gone.done():
@@ -194,8 +194,8 @@ class HTTPConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-            if self._guard.active:
-                self._guard.unfinished(len(data))
+            if self._head_active:
+                self._head_unfinished(len(data))
         except httptools.HttpParserUpgrade as exc:
             self._upgrade(data[exc.args[0]:] if exc.args else b"")
         except Refused as exc:
@@ -213,38 +213,44 @@ class HTTPConnection(asyncio.Protocol):
         self._url = b""
         self._headers = {}
         self._repeated = None
-        self._guard.begin()
-        self._deadlines.head()
+        self._head_begin()
 
     def on_url(self, url: bytes) -> None:
-        guard = self._guard
-        guard.size += len(url)
-        if guard.size > guard.max_size:
-            guard.refuse()
+        self._head_url(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        guard = self._guard  # counted inline: this runs for every header of every request
-        guard.count += 1
-        guard.size += len(name) + len(value) + 4
-        if guard.count > guard.max_count or guard.size > guard.max_size:
-            guard.refuse()
+        # runs for every header of every request: the least work (_head_complete decides)
+        self._head_size += len(name) + len(value)
         key = name.decode("latin-1").lower()
         headers = self._headers
-        if key in headers:  # joined with ", " once the head is complete (linear time)
-            if self._repeated is None:
-                self._repeated = {}
-            self._repeated.setdefault(key, [headers[key]]).append(value.decode("latin-1"))
-        else:
+        if key not in headers:
             headers[key] = value.decode("latin-1")
+            if len(headers) > self._max_headers:
+                self._head_too_many()
+        else:  # joined with ", " once the head is complete (linear time)
+            self._repeat(key, value.decode("latin-1"))
+
+    def _repeat(self, key: str, value: str) -> None:
+        repeated = self._repeated
+        if repeated is None:
+            repeated = self._repeated = {}
+        values = repeated.get(key)
+        if values is None:
+            values = repeated[key] = [self._headers[key]]
+        values.append(value)
+        if len(self._headers) + sum(len(v) - 1 for v in repeated.values()) > self._max_headers:
+            self._head_too_many()
 
     def on_headers_complete(self) -> None:
         method = self.parser.get_method().decode("ascii", "replace")
-        self._guard.complete(len(method))
         headers = self._headers
+        count = len(headers)
         if self._repeated is not None:
             for key, values in self._repeated.items():
                 headers[key] = ", ".join(values)
+                count += len(values) - 1
+        self._head_complete(len(method), count)
         if self.parser.should_upgrade():
             return  # on_message_complete, then HttpParserUpgrade: see _upgrade
         try:
@@ -256,7 +262,6 @@ class HTTPConnection(asyncio.Protocol):
             self._enqueue(render(_BAD_QUERY, keep_alive=False))
             raise Refused(400, "undecodable query string") from None  # stops the parser
         self._current = request
-        self._deadlines.body()
         if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._enqueue(request)
@@ -273,7 +278,7 @@ class HTTPConnection(asyncio.Protocol):
         self._current = None
         request.finish()
         if self._busy:  # a complete request: no deadline while it is answered (a long-poll)
-            self._deadlines.clear()
+            self._deadline_clear()
         else:  # answered already: the connection is idle
             self._settle()
 
@@ -328,13 +333,13 @@ class HTTPConnection(asyncio.Protocol):
     def _settle(self) -> None:
         """Pick the deadline for what the connection is doing now."""
         if self._closing:
-            self._deadlines.clear()
-        elif self._guard.active or self._current is not None:
+            self._deadline_clear()
+        elif self._head_active or self._current is not None:
             return  # a head or a body is arriving: its deadline stands
         elif self._busy or self._queue:
-            self._deadlines.clear()
+            self._deadline_clear()
         else:
-            self._deadlines.idle()
+            self._deadline_idle()
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
@@ -343,7 +348,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _close(self, linger: bool = False) -> None:
         self._closing = True
-        self._deadlines.clear()
+        self._deadline_clear()
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -365,14 +370,14 @@ class HTTPConnection(asyncio.Protocol):
 
     def _stop_reading(self) -> None:
         self._closing = True
-        self._deadlines.clear()
+        self._deadline_clear()
         self._pause(_CLOSING)
         request = self._current
         if request is not None:  # its body will never complete
             self._current = None
             request.abandon()
 
-    def _expired(self, phase: Phase) -> None:
+    def _deadline_expired(self, phase: Phase) -> None:
         if phase is Phase.IDLE:
             self._close()
         elif phase is Phase.HEAD:
@@ -411,10 +416,9 @@ class HTTPConnection(asyncio.Protocol):
         extensions = [ServerPerMessageDeflateFactory()] if self.engine.per_message_deflate else None
         proto = ServerProtocol(max_size=self._limit, extensions=extensions)
         version = self.parser.get_http_version()
-        head = [f"GET {url.decode('latin-1')} HTTP/{version}\r\n".encode("latin-1")]
-        head += [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items()]
-        head.append(b"\r\n")
-        proto.receive_data(b"".join(head))
+        lines = [f"GET {url.decode('latin-1')} HTTP/{version}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        proto.receive_data(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         events = proto.events_received()
         if not events or not isinstance(events[0], HandshakeRequest):
             answer = b"".join(proto.data_to_send()) or refusal_bytes(400)
@@ -431,7 +435,7 @@ class HTTPConnection(asyncio.Protocol):
         except (UnicodeDecodeError, ValueError):
             self._refuse_handshake(refusal_bytes(400), "undecodable query string")
             return
-        self._deadlines.cancel()  # the engine's heartbeat governs a WebSocket
+        self._deadline_clear()  # the engine's heartbeat governs a WebSocket
         self._queue.clear()
         self._headers = {}  # nothing of the head is kept for the connection's life (the
         self._url = b""  # WebSocket keeps the dict it was given)

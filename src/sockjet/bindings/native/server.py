@@ -11,7 +11,7 @@ import socket
 from typing import Any
 
 from ...engine.server import EngineServer
-from ..guards import descriptors, watch_accept_failures
+from ..guards import Sweeper, descriptors, watch_accept_failures
 from .http import HTTPConnection
 
 log = logging.getLogger("sockjet.native")
@@ -32,11 +32,19 @@ class NativeServer:
         self.started = False
         self.should_exit = False
         self._stop: asyncio.Event | None = None
+        self._sweeper: Sweeper | None = None
         #: loop turns, counted by one callback per turn while connections write
         self.turn = 0
         self._turn_pending = False
 
     # -- what connections use -------------------------------------------------------------------
+
+    @property
+    def sweeper(self) -> Sweeper:
+        """Checks the deadlines of this server's connections (one per event loop)."""
+        if self._sweeper is None:
+            self._sweeper = Sweeper.of(asyncio.get_running_loop(), self.engine.http_limits)
+        return self._sweeper
 
     def connection_made(self, conn: HTTPConnection, transport: asyncio.Transport) -> None:
         self.connections.add(conn)
