@@ -23,8 +23,9 @@ fi
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
-# the whole suite against both bindings: the native runner (default), then the ASGI app on uvicorn
-echo "== tests on the native binding"
-SOCKJET_TEST_BINDING=native .venv/bin/python -m pytest "$@"
-echo "== tests on the ASGI binding (uvicorn)"
-SOCKJET_TEST_BINDING=asgi .venv/bin/python -m pytest "$@"
+# One run: what depends on the binding runs on both (native runner, ASGI app on uvicorn), the
+# rest once; branch coverage is measured and, for a whole run, checked per core layer.
+.venv/bin/python -m pytest --cov --cov-report= "$@"
+if [ $# -eq 0 ]; then
+  .venv/bin/python scripts/coverage_check.py --min 95
+fi

@@ -42,15 +42,28 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"uvloop": uvloop.new_event_loop}
 
 
-@pytest.fixture(params=BINDINGS)
-def binding(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs a test once per binding (native runner, ASGI app on uvicorn); ``serve()`` uses it.
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that use the ``binding`` fixture (or sit in a module that says
+    ``pytestmark = pytest.mark.usefixtures("binding")``) run once per binding, unless marked
+    ``single_binding`` (the binding does not matter to them) or choosing their bindings with
+    their own ``parametrize("binding", ..., indirect=True)``."""
+    if "binding" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("single_binding"):
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "binding" in ([n.strip() for n in names.split(",")] if isinstance(names, str)
+                         else list(names)):
+            return
+    metafunc.parametrize("binding", BINDINGS, indirect=True)
 
-    Modules whose every test depends on the binding say
-    ``pytestmark = pytest.mark.usefixtures("binding")``; the others run once, natively.
-    """
+
+@pytest.fixture
+def binding(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The binding this test runs on; ``serve()`` uses it unless told otherwise."""
     global _binding
-    _binding = str(request.param)
+    _binding = str(getattr(request, "param", "native"))
     try:
         yield _binding
     finally:

@@ -44,6 +44,7 @@ class InProcWebSocket:
         self.outbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.rejected: tuple[int, bytes] | None = None
         self.closed = False
+        self.close_code: int | None = None  # no size limit here: the engine's own checks run
 
     async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
         pass
@@ -62,6 +63,7 @@ class InProcWebSocket:
     async def close(self, code: int = 1000) -> None:
         if not self.closed:
             self.closed = True
+            self.close_code = code
             self.outbox.put_nowait(None)
             self.inbox.put_nowait(None)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -28,9 +29,18 @@ class RawConnection:
         self.writer = writer
 
     @classmethod
-    async def open(cls, url: str) -> RawConnection:
+    async def open(cls, url: str, recv_buffer: int | None = None) -> RawConnection:
+        """Connect; ``recv_buffer`` shrinks the socket's receive buffer (set before connecting,
+        so that a client that stops reading fills the server's buffers quickly)."""
         parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        if recv_buffer is None:
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            return cls(reader, writer)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:

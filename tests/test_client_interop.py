@@ -32,8 +32,9 @@ NODE_CONFIGS: dict[str, dict[str, Any]] = {
     "node4csr": {"version": 4, "connectionStateRecovery": True, "cookie": True},
 }
 
-TARGETS = [("node2", 3), ("node4", 4), ("node4compat", 4), ("node4compat", 3), ("py", 4),
-           ("py", 3)]
+#: our own server ("py") on each binding, and the Node servers
+TARGETS = [("node2", 3), ("node4", 4), ("node4compat", 4), ("node4compat", 3),
+           ("py-native", 4), ("py-native", 3), ("py-asgi", 4), ("py-asgi", 3)]
 each_target = pytest.mark.parametrize(("kind", "eio"), TARGETS,
                                       ids=[f"{k}-eio{e}" for k, e in TARGETS])
 TRANSPORT_MODES = {
@@ -193,8 +194,8 @@ def py_app() -> sockjet.Server:
 
 @asynccontextmanager
 async def target_url(kind: str, node_servers: dict[str, str]) -> AsyncIterator[str]:
-    if kind == "py":
-        async with serve(py_app()) as url:
+    if kind.startswith("py-"):
+        async with serve(py_app(), binding=kind.removeprefix("py-")) as url:
             yield url
     else:
         yield node_servers[kind]
@@ -215,9 +216,10 @@ class OwnServer:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        if self.kind == "py":
+        if self.kind.startswith("py-"):
             self._ours = AsyncExitStack()
-            await self._ours.enter_async_context(serve(py_app(), port=self.port))
+            await self._ours.enter_async_context(
+                serve(py_app(), binding=self.kind.removeprefix("py-"), port=self.port))
         else:
             self._node = NodeServer(NODE_CONFIGS[self.kind])
             self._node.start(self.port)
@@ -605,3 +607,27 @@ async def test_sync_client(node_servers: dict[str, str], kind: str, eio: int) ->
     assert result.get("ack-timeout") is True
     assert result["after"] is False
     assert result["refused"] == expected_refusal(kind)[1]
+
+
+@pytest.mark.parametrize("binding", ["native", "asgi"], indirect=True)
+async def test_connection_closes_when_no_namespace_is_left(binding: str) -> None:
+    """As socket.io-client: once the server disconnected every namespace, the connection
+    closes and wait() returns; one namespace left keeps it open."""
+    io = sockjet.Server()
+    sockets: dict[str, sockjet.Socket] = {}
+    for name in ("/", "/chat"):
+        io.of(name).on("connection", lambda s, name=name: (sockets.__setitem__(name, s),
+                                                          s.on("echo", lambda x: x)))
+    async with serve(io, binding) as url:
+        c = sockjet.AsyncClient(url, transports=["websocket"])
+        c.of("/chat")
+        await c.connect()
+        await until(lambda: len(sockets) == 2, "both namespaces")
+        sockets["/chat"].disconnect()
+        await until(lambda: not c.of("/chat").connected, "the /chat disconnect")
+        assert await c.emit_with_ack("echo", 1, timeout=5) == 1  # "/" goes on
+        assert c.engine is not None and c.engine.state == "open"
+        sockets["/"].disconnect()
+        await asyncio.wait_for(c.wait(), 5)
+        assert c.engine.state == "closed"
+        await until(lambda: not io.engine.sessions, "the session's end on the server")

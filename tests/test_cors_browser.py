@@ -50,10 +50,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
-from conftest import NODE_DIR, kill_group, serve
+from conftest import BINDINGS, NODE_DIR, kill_group, serve
 
 import sockjet
 
@@ -361,33 +361,47 @@ class Seen:
 
 
 class Recorder:
-    """ASGI wrapper around the server's app: records each Socket.IO request and its status."""
+    """Records each Socket.IO request the engine receives and its answer, on either binding
+    (it wraps the engine's two entry points)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.engine = app.engine  # lets serve() close the sessions on the way out
+    def __init__(self, io: Any) -> None:
         self.seen: list[Seen] = []
+        engine = io.engine
+        handle_request, handle_websocket = engine.handle_request, engine.handle_websocket
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(
-                "/socket.io/"):
-            return await self.app(scope, receive, send)
-        seen = Seen(scope["type"], scope.get("method", "WS"),
-                    dict(parse_qsl(scope.get("query_string", b"").decode())),
-                    {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])})
-        self.seen.append(seen)
+        async def request(req: Any) -> Any:
+            seen = Seen("http", req.method, dict(req.query), dict(req.headers))
+            self.seen.append(seen)
+            response = await handle_request(req)
+            seen.status = response.status if response is not None else 404
+            return response
 
-        async def recording_send(message: dict[str, Any]) -> None:
-            kind = message["type"]
-            if kind in ("http.response.start", "websocket.http.response.start"):
-                seen.status = message["status"]
-            elif kind == "websocket.accept":
-                seen.status = 101
-            elif kind == "websocket.close" and seen.status is None:
-                seen.status = 403  # closed before the handshake: the server answers 403
-            await send(message)
+        async def websocket(ws: Any) -> None:
+            seen = Seen("websocket", "WS", dict(ws.query), dict(ws.headers))
+            self.seen.append(seen)
+            await handle_websocket(_SeenWebSocket(ws, seen))
 
-        await self.app(scope, receive, recording_send)
+        engine.handle_request = request
+        engine.handle_websocket = websocket
+
+
+class _SeenWebSocket:
+    """The engine's WebSocket, noting whether the handshake was accepted (101) or refused."""
+
+    def __init__(self, ws: Any, seen: Seen) -> None:
+        self._ws = ws
+        self._seen = seen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+    async def accept(self, headers: Any = None) -> None:
+        self._seen.status = 101
+        await self._ws.accept(headers)
+
+    async def reject(self, status: int, body: bytes) -> None:
+        self._seen.status = status
+        await self._ws.reject(status, body)
 
 
 class Chromium:
@@ -523,13 +537,15 @@ class Deferred:
 
 
 async def visit(chromium: Chromium, case: Case, version: int) -> Observed:
-    """Build ``case``'s server, serve it on localhost:B, load the page, return both views."""
+    """Build ``case``'s server, serve it on localhost:B (on the binding under test), load the
+    page, return both views. The page is an ASGI app on uvicorn."""
     if case.page == "same-origin":  # the server's own ASGI app serves the page
         deferred = Deferred()
         async with serve(deferred) as url:
             server = localhost(url)
             io = case.make_server(server)
-            deferred.app = recorder = Recorder(io.asgi_app(page_app))
+            recorder = Recorder(io)
+            deferred.app = io.asgi_app(page_app)
             try:
                 return await load(chromium, case, version, server, None, recorder)
             finally:
@@ -539,8 +555,8 @@ async def visit(chromium: Chromium, case: Case, version: int) -> Observed:
         assert page_port is not None
         origin = case.origin(page_port, "")
         io = case.make_server(origin)
-        recorder = Recorder(io.asgi_app())
-        async with serve(recorder) as url:
+        recorder = Recorder(io)
+        async with serve(io) as url:
             return await load(chromium, case, version, origin, localhost(url), recorder)
 
 
@@ -618,8 +634,14 @@ def check(case: Case, seen: Observed, caplog: pytest.LogCaptureFixture) -> None:
         assert logged == [], (logged, info)
 
 
-BROWSER_CASES = [pytest.param(case, version, id=f"{case.name}-v{version}")
-                 for case in CASES for version in case.clients]
+def _bindings(case: Case) -> tuple[str, ...]:
+    # a page served by the server itself needs the ASGI app (the native runner serves only
+    # the Socket.IO path)
+    return ("asgi",) if case.page == "same-origin" else BINDINGS
+
+
+BROWSER_CASES = [pytest.param(case, version, binding, id=f"{case.name}-v{version}-{binding}")
+                 for case in CASES for version in case.clients for binding in _bindings(case)]
 
 
 @pytest.fixture
@@ -628,8 +650,8 @@ def warnings_(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-@pytest.mark.parametrize(("case", "version"), BROWSER_CASES)
-async def test_browser_case(case: Case, version: int, chromium: Chromium,
+@pytest.mark.parametrize(("case", "version", "binding"), BROWSER_CASES, indirect=["binding"])
+async def test_browser_case(case: Case, version: int, binding: str, chromium: Chromium,
                             warnings_: pytest.LogCaptureFixture) -> None:
     seen = await visit(chromium, case, version)
     print(json.dumps({case.name: {f"v{version}": seen.summary()}}))
@@ -637,7 +659,7 @@ async def test_browser_case(case: Case, version: int, chromium: Chromium,
 
 
 @pytest.mark.parametrize("version", [2, 4])
-async def test_runtime_origins_change(version: int, chromium: Chromium,
+async def test_runtime_origins_change(version: int, binding: str, chromium: Chromium,
                                       warnings_: pytest.LogCaptureFixture) -> None:
     """One running server, three page loads: refused, ``io.origins([page])``, connected,
     ``io.origins([other])``, refused again. Each change applies to the next connection."""
@@ -647,8 +669,8 @@ async def test_runtime_origins_change(version: int, chromium: Chromium,
         assert page_port is not None
         origin = before.origin(page_port, "")
         io = before.make_server(origin)
-        recorder = Recorder(io.asgi_app())
-        async with serve(recorder) as url:
+        recorder = Recorder(io)
+        async with serve(io) as url:
             server = localhost(url)
             check(before, await load(chromium, before, version, origin, server, recorder),
                   warnings_)

@@ -20,6 +20,9 @@ from websockets.exceptions import InvalidStatus
 import sockjet
 from sockjet import CORS, EngineServer, Forbidden, Server, same_origin
 
+#: everything here goes through a binding: each test runs on both
+pytestmark = pytest.mark.usefixtures("binding")
+
 P = "/socket.io/"
 REFUSED = {"code": 4, "message": "Origin not allowed"}
 
@@ -823,6 +826,7 @@ class ASGIClient:
         self._gone.set()
 
 
+@pytest.mark.single_binding  # drives the ASGI app directly, no server
 async def test_https_scope_scheme_drives_same_origin_and_secure() -> None:
     io = Server(allow_request=same_origin)
     conns = Connections(io)
@@ -885,6 +889,7 @@ async def test_https_scope_scheme_drives_same_origin_and_secure() -> None:
         await io.close()
 
 
+@pytest.mark.single_binding  # drives the ASGI app directly, no server
 async def test_origin_refusal_over_hand_built_scopes() -> None:
     io = Server(origins=["https://good.example"])
     asgi = ASGIClient(io.asgi_app())

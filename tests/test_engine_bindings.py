@@ -667,7 +667,7 @@ io.on("connection", lambda socket: socket.on(
 
 
 @pytest.mark.parametrize(("setup", "thresholds", "frozen"), [
-    ("", [7000, 10, 10], True),  # tuned for a server
+    ("", [7000, 10, 100], True),  # tuned for a server
     ("gc.set_threshold(1234, 5, 6)", [1234, 5, 6], False),  # the user's own tuning is kept
 ])
 async def test_runner_tunes_the_garbage_collector_unless_tuned(
@@ -685,3 +685,31 @@ async def test_runner_tunes_the_garbage_collector_unless_tuned(
                 await asyncio.sleep(0.05)
         assert await client.emit_with_ack("gc", timeout=5) == [thresholds, frozen]
         await client.disconnect()
+
+
+@pytest.mark.parametrize("runner_name", ["native", "uvicorn"])
+async def test_cancelled_serve_shuts_down(runner_name: str) -> None:
+    """Cancelling ``await sockjet.serve(...)`` shuts down as a signal would: the pending poll
+    is answered with the close packet and the port stops listening."""
+    rec = Recorder()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    task = asyncio.ensure_future(sockjet.serve(rec.engine, port=port, runner=runner_name))
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(500):
+            try:
+                sid, _ = await handshake(client, url)
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.01)
+        poll = asyncio.ensure_future(
+            client.get(f"{url}/engine.io/?EIO=4&transport=polling&sid={sid}"))
+        await eventually(lambda: rec.engine.sessions[sid].poll_pending)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        r = await asyncio.wait_for(poll, 5)
+        assert (r.status_code, r.text) == (200, "1")
+        assert rec.closed == ["server shutting down"]
+        with pytest.raises(httpx.ConnectError):
+            await client.get(url + "/engine.io/")

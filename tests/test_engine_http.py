@@ -19,6 +19,9 @@ from conftest import eventually, run_command, serve
 
 from sockjet import EngineServer, EngineSocket
 
+#: everything here goes through a binding: each test runs on both
+pytestmark = pytest.mark.usefixtures("binding")
+
 P = "/engine.io/"
 
 
@@ -539,8 +542,8 @@ async def test_sessions_and_timers_freed() -> None:
 
 
 async def test_curl_troubleshooting_output(tmp_path: Any) -> None:
-    rec = Recorder()
-    async with serve(rec.engine.asgi_app(path="/socket.io/")) as url:
+    rec = Recorder(path="/socket.io/")
+    async with serve(rec.engine) as url:
         _, out, _ = await run_command("curl", "-s", f"{url}/socket.io/?EIO=3&transport=polling")
     text = out.decode()
     m = re.fullmatch(r'(\d+):(0\{"sid":"[A-Za-z0-9_-]{20}","upgrades":\["websocket"\],'

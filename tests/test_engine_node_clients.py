@@ -7,6 +7,9 @@ from conftest import run_node_json, serve
 
 from sockjet import EngineServer, EngineSocket
 
+#: everything here goes through a binding: each test runs on both
+pytestmark = pytest.mark.usefixtures("binding")
+
 MESSAGES = [
     {"text": "hello"},
     {"text": "héllo wörld € ünïcødé"},

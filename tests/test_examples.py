@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import socket
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
-from conftest import serve
+from conftest import eventually, free_port, serve
+
+import sockjet
 
 ROOT = Path(__file__).parent.parent / "examples"
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
@@ -101,3 +106,55 @@ async def test_hardened_server_limits() -> None:
         assert big.status_code == 413
         r = await client.get(HANDSHAKE, headers={"x-big": "x" * 17_000})
         assert r.status_code == 431
+
+
+async def test_starlette_mount_example() -> None:
+    app = load("starlette_mount.py").app
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/")).text.startswith("Starlette here")
+        r = await client.get("/engine.io/?EIO=4&transport=polling")
+        assert r.status_code == 200 and r.text.startswith("0{")
+        sid = r.text.split('"sid":"')[1].split('"')[0]
+        await client.post(f"/engine.io/?EIO=4&transport=polling&sid={sid}", content="4echo")
+        echo = await client.get(f"/engine.io/?EIO=4&transport=polling&sid={sid}")
+        assert echo.text == "4echo"
+
+
+async def test_embedded_server_stops_when_the_program_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = load("embedded_server.py")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    seen: dict[str, Any] = {}
+    client = sockjet.AsyncClient(url, reconnection=False)
+    client.on("disconnect", lambda reason: seen.setdefault("reason", reason))
+
+    async def program() -> None:  # stands in for the example's your_program()
+        hello = asyncio.get_running_loop().create_future()
+        client.on("hello", hello.set_result)
+        for _ in range(500):  # until the server listens
+            try:
+                await client.connect()
+                break
+            except ConnectionError:
+                await asyncio.sleep(0.01)
+        seen["hello"] = await asyncio.wait_for(hello, 5)
+
+    monkeypatch.setattr(module, "your_program", program)
+    await asyncio.wait_for(module.main(port), 15)
+    assert seen["hello"] == "from an embedded server"
+    await eventually(lambda: "reason" in seen)
+    assert seen["reason"] == "transport close"  # the server closed the session on its way out
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.ConnectError):  # no longer listening
+            await http.get(f"{url}/socket.io/?EIO=4&transport=polling")
+    await client.disconnect()
+
+
+async def test_embedded_server_reports_a_port_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = load("embedded_server.py")
+    monkeypatch.setattr(module, "your_program", asyncio.Event().wait)  # would run forever
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError):
+            await asyncio.wait_for(module.main(busy.getsockname()[1]), 10)

@@ -20,6 +20,9 @@ from conftest import run_node_json, serve
 import sockjet
 from sockjet import AckTimeout, ConnectionRefused, Disconnected, Socket
 
+#: everything here goes through a binding: each test runs on both
+pytestmark = pytest.mark.usefixtures("binding")
+
 VERSIONS = [2, 4]
 TRANSPORTS = ["polling", "websocket"]
 

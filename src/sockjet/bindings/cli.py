@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="auto (default): the native runner for sockjet servers, uvicorn "
                               "for other ASGI apps")
     run_cmd.add_argument("--workers", type=int, default=1,
-                         help="worker processes; sessions are per process, so more than one "
-                              "needs sticky sessions or WebSocket-only clients")
+                         help="uvicorn worker processes sharing the port; each has its own "
+                              "sessions and rooms, so polling clients fail and broadcasts reach "
+                              "one worker's clients only (use one worker for now)")
 
     demo_cmd = commands.add_parser(
         "demo", help="start the chat demo (in memory): the Socket.IO API on --port and the chat "

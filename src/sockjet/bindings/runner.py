@@ -142,17 +142,20 @@ def _native_loop() -> Any:
 
 #: the interpreter's collection thresholds, and sockjet's for a server process
 _DEFAULT_GC_THRESHOLDS = (700, 10, 10)
-GC_THRESHOLDS = (7000, 10, 10)
+GC_THRESHOLDS = (7000, 10, 100)
 
 
 def tune_gc() -> None:
     """Tune the cyclic garbage collector for a server process, unless already tuned.
 
-    With thousands of live connections, the default thresholds make the collector walk every
-    young object every 700 allocations: 40% of the CPU of a connection storm (measured with
-    bench/run.py). Objects alive at start-up (modules, the app) are frozen out of collections,
-    and young collections run ten times less often; reference cycles are still collected. A
-    process whose thresholds are not the interpreter's defaults is left as it is.
+    With thousands of live connections the default thresholds cost a connection storm 40% of
+    its CPU, and every full collection walks every live object (half a second for 10,000
+    connections). sockjet's own objects do not need the collector (a closed connection frees
+    itself), so: objects alive at start-up are frozen out of collections, young collections run
+    ten times less often and full ones ten times less often (and still only once the long-lived
+    objects grew by a quarter, Python's own rule); reference cycles of the application are
+    still collected. A process whose thresholds are not the interpreter's defaults is left as it
+    is. Measured with bench/run.py (see bench/README.md).
     """
     if gc.get_threshold() != _DEFAULT_GC_THRESHOLDS:
         return
@@ -190,7 +193,16 @@ async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
         await NativeServer(target, host, port, sockets).serve()
         return
     cfg, engine = config(target, host, port, **uvicorn_options)
-    await _Server(cfg, engine).serve(sockets=sockets)
+    server = _Server(cfg, engine)
+    serving = asyncio.ensure_future(server.serve(sockets=sockets))
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        # uvicorn skips its shutdown when its task is cancelled: ask it to stop instead, so that
+        # a cancelled serve() shuts down as a signal would (sessions closed, polls answered)
+        server.should_exit = True
+        await serving
+        raise
 
 
 def _configure_logging(level: str) -> None:

@@ -122,11 +122,13 @@ class ClientNamespace:
             raise AckTimeout(f"{event!r} was not acknowledged within {timeout} s") from None
 
     def disconnect(self) -> None:
-        """Leave this namespace (the connection stays for the others)."""
+        """Leave this namespace (the connection stays for the others; with none left, it
+        closes, as socket.io-client's does)."""
         if self.connected:
             self.client._send(sio.encode(sio.DISCONNECT, self.name)[0], [])
             self._on_disconnect("io client disconnect")
         self._server_disconnected = True  # no automatic reconnection for it
+        self.client._close_if_unused()
 
     # -- protocol -------------------------------------------------------------------------------
 
@@ -456,6 +458,7 @@ class AsyncClient:
         elif ptype == sio.DISCONNECT:
             nsp._server_disconnected = True
             nsp._on_disconnect("io server disconnect")
+            self._close_if_unused()
 
     def _on_engine_close(self, reason: str) -> None:
         for nsp in self._namespaces.values():
@@ -519,6 +522,21 @@ class AsyncClient:
         await self._close_engine()
         for nsp in self._namespaces.values():
             nsp._on_disconnect("io client disconnect")
+        self._finish()
+
+    def _close_if_unused(self) -> None:
+        """Close the connection once no namespace uses it any more (every one disconnected by
+        the server or left by us): ``wait()`` returns, no reconnection."""
+        if self._closed_by_user or self.engine is None or self.engine.state != "open":
+            return
+        if any(not nsp._server_disconnected for nsp in self._namespaces.values()):
+            return
+        self._closed_by_user = True
+        task = asyncio.ensure_future(self._close_unused())
+        self._track(task)
+
+    async def _close_unused(self) -> None:
+        await self._close_engine()
         self._finish()
 
     async def _close_engine(self) -> None:

@@ -451,8 +451,9 @@ class EngineSocket:
 
     # -- WebSocket ----------------------------------------------------------------------------
 
-    async def run_websocket(self, ws: WebSocketConnection) -> None:
-        """Serve the session over ``ws`` until either side closes it."""
+    async def run_websocket(self, ws: WebSocketConnection, upgraded: bool = False) -> None:
+        """Serve the session over ``ws`` until either side closes it; ``upgraded``: it comes
+        from polling, and ``upgrade`` is emitted once the transport has switched."""
         self._ws = ws
         self._ws_b64 = ws.query.get("b64") in ("1", "true") if self.protocol < 4 else False
         self._write_now = getattr(ws, "write_frames", None)
@@ -464,6 +465,8 @@ class EngineSocket:
             else:
                 self._ws_queue.extend(frames)
         writer = None if self._write_now else asyncio.ensure_future(self._ws_writer(ws))
+        if upgraded:  # as engine.io: the handler already sees transport == "websocket"
+            self._emit("upgrade")
         limit = self.server.max_http_buffer_size
         reason = "transport close"
         try:
@@ -551,8 +554,7 @@ class EngineSocket:
             await ws.close()
             return
         self._release_poll()
-        self._emit("upgrade")
-        await self.run_websocket(ws)
+        await self.run_websocket(ws, upgraded=True)
 
 
 def _message_size(msg: str | bytes) -> int:

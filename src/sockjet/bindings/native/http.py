@@ -176,6 +176,9 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         if self.websocket is not None:
             self.websocket.connection_lost()
         self.transport = None
+        # the parser holds bound methods of this connection: a reference cycle that only the
+        # garbage collector would free; without it, a closed connection goes at once
+        del self.parser
 
     def pause_writing(self) -> None:
         if self.websocket is None:  # a client that does not read its responses

@@ -185,6 +185,9 @@ class NativeWebSocket:
     def connection_lost(self) -> None:
         self._transport = None
         self._end()
+        # the protocol's parser is a generator whose frame holds the protocol: closing it
+        # breaks that cycle, so a closed connection is freed without the garbage collector
+        self._proto.parser.close()
 
     def _end(self) -> None:
         """No more messages (those already received are still read), close the transport."""
