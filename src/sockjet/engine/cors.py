@@ -161,9 +161,7 @@ class OriginPolicy:
                 host, port = match.group(1).lower().strip("[]"), match.group(2)
                 if port != "*" and not 0 < int(port) <= 65535:
                     raise ValueError(f"invalid origins entry {entry!r}: port out of range")
-                if host == "*" and port == "*":
-                    allow_all = True
-                elif host == "*":
+                if host == "*":  # "*:*" was taken above
                     ports.add(int(port))
                 elif port == "*":
                     hosts.add(host)

@@ -285,14 +285,14 @@ class Socket:
         handlers = self._handlers.get(event)
         if not handlers:
             return
-        if len(handlers) > 1:
-            for fn in handlers[1:]:
-                self.server.engine._invoke(fn, *args)
-        try:
+        try:  # in registration order, as Node; the first one's return value is the ack
             result = handlers[0](*args)
         except Exception:
             log.exception("error in handler for %r on %s", event, self.id)
-            return
+            ack_id = result = None  # no ack; the other handlers still run
+        if len(handlers) > 1:
+            for fn in handlers[1:]:
+                self.server.engine._invoke(fn, *args)
         if type(result) not in _PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self.server.engine._track(task)

@@ -1,0 +1,295 @@
+"""The Engine.IO server and its CORS policy at their edges, in process (tests/inproc.py):
+option checks, ``same_origin`` without a Host header, preflight handlers that return nonsense,
+the bounded refusal log, cookie attributes left out, ``Accept-Encoding`` q-values, and sessions
+that receive packets they have no use for or overflow while pinging. Each test fails if the
+behaviour it names were missing or wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import weakref
+import zlib
+from typing import Any
+
+import pytest
+from conftest import eventually
+from inproc import InProcRequest, InProcWebSocket, get
+
+import sockjet
+from sockjet import CORS, EngineServer, EngineSocket
+
+
+def pq(sid: str | None = None, eio: int = 4) -> dict[str, str]:
+    """Query of a polling request (a handshake without ``sid``)."""
+    query = {"EIO": str(eio), "transport": "polling"}
+    if sid is not None:
+        query["sid"] = sid
+    return query
+
+
+def header(response: Any, name: str) -> str | None:
+    values = [v for k, v in response.headers if k == name]
+    assert len(values) <= 1, values
+    return values[0] if values else None
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def ws_session(engine: EngineServer) -> tuple[InProcWebSocket, asyncio.Future[None]]:
+    ws = InProcWebSocket({"EIO": "4", "transport": "websocket"})
+    task = asyncio.ensure_future(engine.handle_websocket(ws))
+    assert str(await ws.next()).startswith("0{")
+    return ws, task
+
+
+# -- option checks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"queue_high_water": 0}, ValueError, "queue_high_water must be a positive"),
+    ({"queue_high_water": 1.5}, ValueError, "queue_high_water must be a positive"),
+    ({"queue_high_water": 10, "queue_limit": 9}, ValueError, "queue_limit must be an integer >="),
+    ({"queue_limit": 1e6}, ValueError, "queue_limit must be an integer"),
+    ({"max_header_size": 0}, ValueError, "max_header_size must be a positive integer"),
+    ({"max_headers": True}, ValueError, "max_headers must be a positive integer"),
+    ({"max_headers": 10.0}, ValueError, "max_headers must be a positive integer"),
+    ({"handle_preflight_request": "yes"}, TypeError, "handle_preflight_request must be"),
+    ({"path": ""}, ValueError, "path must be a non-empty string"),
+    ({"path": None}, ValueError, "path must be a non-empty string"),
+    ({"cors": {"origin": "*"}}, TypeError, r"cors must be a sockjet.CORS\(...\) instance"),
+    ({"cors": CORS(max_age=-1)}, ValueError, "max_age must be a non-negative"),
+    ({"cors": CORS(max_age="600")}, ValueError, "max_age must be a non-negative"),
+    ({"cors": CORS(methods=["GET POST"])}, ValueError, "invalid methods entry 'GET POST'"),
+    ({"cors": CORS(allowed_headers=["X-Token", 1])}, ValueError, "invalid allowed_headers"),
+    ({"cors": CORS(exposed_headers=["X:Y"])}, ValueError, "invalid exposed_headers"),
+    ({"origins": "foo://example.com:*"}, ValueError, "invalid origin 'foo://example.com:\\*'"),
+    ({"origins": ["https://:*"]}, ValueError, "invalid origin 'https://:\\*'"),
+])
+def test_invalid_engine_and_cors_options_raise(options: dict[str, Any], error: type[Exception],
+                                               message: str) -> None:
+    with pytest.raises(error, match=message):
+        EngineServer(**options)
+    with pytest.raises(error, match=message):
+        sockjet.Server(**options)
+
+
+async def test_valid_boundaries_of_the_same_options_are_accepted() -> None:
+    engine = EngineServer(queue_high_water=1, queue_limit=1, max_header_size=1, max_headers=1,
+                          handle_preflight_request=True, path="x",
+                          origins="https://example.com:*",
+                          cors=CORS(max_age=0, methods="GET, POST",
+                                    allowed_headers=["X-Token", "Content-Type"]))
+    assert engine.path == "/x/"
+    options = InProcRequest("OPTIONS", pq(), headers={"origin": "https://example.com:8443"})
+    response = await engine.handle_request(options)
+    assert response is not None and response.status == 204
+    assert header(response, "access-control-allow-methods") == "GET,POST"
+    assert header(response, "access-control-allow-headers") == "X-Token,Content-Type"
+    assert header(response, "access-control-max-age") == "0"
+
+
+def test_origins_takes_one_value() -> None:
+    io = sockjet.Server(origins=["https://a.example"])
+    with pytest.raises(TypeError, match="origins\\(\\) takes one value"):
+        io.origins("https://a.example", "https://b.example")
+    assert io.origins() == ["https://a.example"]  # unchanged
+    assert io.origins("https://b.example") is io and io.origins() == "https://b.example"
+
+
+# -- same_origin, preflight handlers --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"origin": "http://127.0.0.1:3000", "host": "127.0.0.1:3000"}, 200),
+    ({"origin": "http://127.0.0.1:3000", "host": "other.example:3000"}, 403),
+    ({"origin": "http://127.0.0.1:3000"}, 403),  # an Origin, but no Host to compare it with
+    ({}, 200),  # no Origin: not a browser page
+])
+async def test_same_origin_needs_a_host_header_to_compare_with(headers: dict[str, str],
+                                                             status: int) -> None:
+    assert sockjet.same_origin(InProcRequest("GET", pq(), headers=headers)) is (status == 200)
+    engine = EngineServer(allow_request=sockjet.same_origin)
+    response = await engine.handle_request(InProcRequest("GET", pq(), headers=dict(headers)))
+    assert response is not None and response.status == status
+    assert (engine.sessions != {}) is (status == 200)
+
+
+@pytest.mark.parametrize("result", [204, (204,), (204, [], b"", "extra"), [204, []], None])
+async def test_a_preflight_handler_must_return_status_and_headers(result: Any) -> None:
+    engine = EngineServer(handle_preflight_request=lambda request: result)
+    preflight = InProcRequest("OPTIONS", pq(), headers={"origin": "https://a.example"})
+    with pytest.raises(TypeError, match=r"must return \(status, headers\[, body\]\)"):
+        await engine.handle_request(preflight)
+
+
+# -- the refusal log is bounded -------------------------------------------------------------------
+
+
+async def test_origin_refusals_are_logged_for_at_most_1024_origins(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer(origins=["https://good.example"])
+    caplog.set_level(logging.WARNING, logger="sockjet.cors")
+
+    async def refused(origin: str) -> None:
+        request = InProcRequest("GET", pq(), headers={"origin": origin})
+        response = await engine.handle_request(request)
+        assert response is not None and response.status == 403
+
+    for i in range(1030):
+        await refused(f"https://site{i}.example")
+    await refused("https://site0.example")  # one that was logged: not again either
+    messages = [r.getMessage() for r in caplog.records if r.name == "sockjet.cors"]
+    assert len(messages) == 1025
+    assert all(f"'https://site{i}.example'" in m for i, m in enumerate(messages[:1024]))
+    assert messages[-1] == "more than 1024 distinct notices: further ones are not logged"
+    ok = await engine.handle_request(
+        InProcRequest("GET", pq(), headers={"origin": "https://good.example"}))
+    assert ok is not None and ok.status == 200  # refusing is all it stopped logging
+
+
+# -- handshakes: WebSocket transport mix-up, cookies, compression ---------------------------------
+
+
+async def test_websocket_request_asking_for_polling_is_a_bad_request() -> None:
+    engine = EngineServer()
+    opened: list[EngineSocket] = []
+    engine.on("connection", opened.append)
+    ws = InProcWebSocket({"EIO": "4", "transport": "polling"})
+    await asyncio.wait_for(engine.handle_websocket(ws), 2)
+    assert ws.rejected == (400, b"Bad request")
+    assert engine.sessions == {} and opened == []
+
+
+@pytest.mark.parametrize(("cookie", "attributes"), [
+    ({"path": None}, "; HttpOnly; SameSite=Lax"),
+    ({"path": ""}, "; HttpOnly; SameSite=Lax"),
+    ({"same_site": None}, "; Path=/; HttpOnly"),
+    ({"same_site": "", "path": "/app"}, "; Path=/app; HttpOnly"),
+    ({"same_site": False, "path": None, "http_only": False}, ""),
+])
+async def test_cookie_attributes_can_be_left_out(cookie: dict[str, Any], attributes: str) -> None:
+    engine = EngineServer(cookie=cookie)
+    response = await get(engine, pq())
+    sid = json.loads(response.body[1:])["sid"]
+    assert header(response, "set-cookie") == f"io={sid}{attributes}"
+
+
+@pytest.mark.parametrize(("accept", "encoding"), [
+    ("gzip;q=abc", None),  # an unreadable q-value refuses the coding
+    ("gzip;q=abc, deflate", "deflate"),
+    ("gzip;q=0.5, deflate;q=x", "gzip"),
+])
+async def test_unreadable_q_values_count_as_zero(accept: str, encoding: str | None) -> None:
+    engine = EngineServer(http_compression={"threshold": 0})
+    response = await engine.handle_request(
+        InProcRequest("GET", pq(), headers={"accept-encoding": accept}))
+    assert response is not None and response.status == 200
+    assert header(response, "content-encoding") == encoding
+    body = response.body
+    if encoding == "deflate":
+        body = zlib.decompress(body)
+    elif encoding == "gzip":
+        body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    assert json.loads(body[1:])["sid"] in engine.sessions
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("packet", [
+    "3",  # a pong no ping asked for
+    "3probe",
+    "6",  # noop
+    "5",  # upgrade, outside an upgrade
+    "0",  # open
+])
+async def test_packets_with_no_meaning_here_are_ignored(packet: str) -> None:
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    received: list[str | bytes] = []
+    closed: list[str] = []
+
+    @engine.on("connection")
+    def connection(socket: EngineSocket) -> None:
+        sockets.append(socket)
+        socket.on("message", received.append)
+        socket.on("close", closed.append)
+
+    ws, task = await ws_session(engine)
+    ws.client_send(packet)
+    ws.client_send("4after")
+    await eventually(lambda: received)
+    assert received == ["after"] and closed == [] and sockets[0].state == "open"
+    sockets[0].send("still open")
+    assert await ws.next() == "4still open"
+    ws.client_close()
+    await asyncio.wait_for(task, 2)
+    assert closed == ["transport close"]
+
+
+async def test_a_closed_session_is_not_writable() -> None:
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    ws, task = await ws_session(engine)
+    socket = sockets[0]
+    assert socket.writable
+    socket.close()
+    assert not socket.writable  # volatile packets are dropped, nothing is queued
+    assert socket.send("late") is False and socket.buffered == 0
+    await asyncio.wait_for(task, 2)
+    assert ws.closed
+
+
+async def test_a_ping_that_overflows_the_queue_closes_and_keeps_nothing_alive() -> None:
+    # the ping is the packet over queue_limit: the session closes ("transport error") and no
+    # ping-timeout timer is left holding the closed session for ping_timeout seconds
+    engine = EngineServer(ping_interval=0.05, ping_timeout=60, queue_high_water=1, queue_limit=1)
+    sockets: list[EngineSocket] = []
+    reasons: list[str] = []
+
+    @engine.on("connection")
+    def connection(socket: EngineSocket) -> None:
+        sockets.append(socket)
+        socket.on("close", reasons.append)
+
+    await get(engine, pq())  # carries the open packet: nothing is left queued
+    ref = weakref.ref(sockets[0])
+    assert sockets.pop().send("unread")  # one packet queued: at the limit, not over it
+    await eventually(lambda: reasons)
+    assert reasons == ["transport error"] and engine.sessions == {}
+    gc.collect()
+    assert ref() is None
+
+
+def failing_sync(socket: EngineSocket) -> None:
+    raise LookupError("no such user")
+
+
+async def failing_async(socket: EngineSocket) -> None:
+    await asyncio.sleep(0)
+    raise LookupError("no such user")
+
+
+@pytest.mark.parametrize("failing", [failing_sync, failing_async])
+async def test_failing_handlers_are_logged_and_the_others_still_run(
+        failing: Any, caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer()
+    received: list[str | bytes] = []
+    engine.on("connection", failing)
+    engine.on("connection", lambda socket: socket.on("message", received.append))
+    caplog.set_level(logging.ERROR, logger="sockjet.engine")
+    ws, task = await ws_session(engine)  # the session opened all the same
+    ws.client_send("4hello")
+    await eventually(lambda: received and errors(caplog))
+    assert received == ["hello"]  # the next handler ran
+    [record] = errors(caplog)
+    assert record.getMessage().startswith("error in handler")
+    assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
+    ws.client_close()
+    await asyncio.wait_for(task, 2)
