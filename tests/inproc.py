@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sockjet.engine.interface import PayloadTooLarge, Response
+from sockjet.engine.interface import Response
+from sockjet.exceptions import PayloadTooLarge
 
 
 class InProcRequest:

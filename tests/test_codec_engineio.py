@@ -32,7 +32,9 @@ PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthC
 
 def test_packet_type_ids():
     assert (OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP) == (0, 1, 2, 3, 4, 5, 6)
-    assert eio.PACKET_NAMES == ("open", "close", "ping", "pong", "message", "upgrade", "noop")
+    assert [t.name.lower() for t in eio.EnginePacketType] == [
+        "open", "close", "ping", "pong", "message", "upgrade", "noop"]
+    assert [int(t) for t in eio.EnginePacketType] == list(range(7))
     assert eio.SEPARATOR == "\x1e"
 
 

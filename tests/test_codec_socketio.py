@@ -25,7 +25,7 @@ from sockjet.codecs.socketio import (
     RESERVED_EVENTS,
     DecodeError,
     Decoder,
-    Packet,
+    SocketIOPacket,
     decode_text,
     encode,
     encode_event,
@@ -45,7 +45,7 @@ def ph_json(num: int) -> str:
     return f'{{"_placeholder":true,"num":{num}}}'
 
 
-def feed_all(messages: list[str | bytes], protocol: int = 5) -> Packet:
+def feed_all(messages: list[str | bytes], protocol: int = 5) -> SocketIOPacket:
     """Feed a text message and its attachments: ``None`` until the last one, then a packet."""
     decoder = Decoder(protocol)
     *head, last = messages
@@ -58,7 +58,7 @@ def feed_all(messages: list[str | bytes], protocol: int = 5) -> Packet:
 
 def roundtrip(
     ptype: int, nsp: str = "/", data: Any = None, ack_id: int | None = None, protocol: int = 5
-) -> Packet:
+) -> SocketIOPacket:
     text, attachments = encode(ptype, nsp, data, ack_id)
     return feed_all([text, *attachments], protocol)
 
@@ -90,7 +90,7 @@ def test_decode_error_is_value_error():
 
 
 def test_packet_defaults():
-    assert Packet(EVENT) == Packet(EVENT, "/", None, None, None, 0)
+    assert SocketIOPacket(EVENT) == SocketIOPacket(EVENT, "/", None, None, None, 0)
 
 
 # -- encoding text packets (§4.2) ---------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_encode_text_packet(ptype, nsp, data, ack_id, text):
 @both_protocols
 @pytest.mark.parametrize(("ptype", "nsp", "data", "ack_id", "text"), TEXT_CASES)
 def test_decode_text_packet(ptype, nsp, data, ack_id, text, protocol):
-    expected = Packet(ptype, nsp, data, ack_id)
+    expected = SocketIOPacket(ptype, nsp, data, ack_id)
     assert decode_text(text, protocol) == (expected, 0)
     assert Decoder(protocol).feed(text) == expected
 
@@ -329,11 +329,11 @@ def test_has_binary(data, expected):
 
 @both_protocols
 def test_decode_examples(protocol):
-    assert Decoder(protocol).feed('2["hello",1]') == Packet(EVENT, "/", ["hello", 1])
-    assert Decoder(protocol).feed('2/admin,456["project:delete",123]') == Packet(
+    assert Decoder(protocol).feed('2["hello",1]') == SocketIOPacket(EVENT, "/", ["hello", 1])
+    assert Decoder(protocol).feed('2/admin,456["project:delete",123]') == SocketIOPacket(
         EVENT, "/admin", ["project:delete", 123], 456
     )
-    assert Decoder(protocol).feed("3/admin,456[]") == Packet(ACK, "/admin", [], 456)
+    assert Decoder(protocol).feed("3/admin,456[]") == SocketIOPacket(ACK, "/admin", [], 456)
 
 
 @both_protocols
@@ -356,19 +356,19 @@ def test_decode_examples(protocol):
     ],
 )
 def test_decode_connect(text, nsp, query, data, protocol):
-    assert Decoder(protocol).feed(text) == Packet(CONNECT, nsp, data, None, query)
+    assert Decoder(protocol).feed(text) == SocketIOPacket(CONNECT, nsp, data, None, query)
 
 
 @both_protocols
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("1", Packet(DISCONNECT)),
-        ("1/admin,", Packet(DISCONNECT, "/admin")),
-        ("1/admin", Packet(DISCONNECT, "/admin")),  # namespace without trailing comma
-        ("1/", Packet(DISCONNECT)),
-        ('2/,["a"]', Packet(EVENT, "/", ["a"])),  # explicit root
-        ('2/chat,["a"]', Packet(EVENT, "/chat", ["a"])),
+        ("1", SocketIOPacket(DISCONNECT)),
+        ("1/admin,", SocketIOPacket(DISCONNECT, "/admin")),
+        ("1/admin", SocketIOPacket(DISCONNECT, "/admin")),  # namespace without trailing comma
+        ("1/", SocketIOPacket(DISCONNECT)),
+        ('2/,["a"]', SocketIOPacket(EVENT, "/", ["a"])),  # explicit root
+        ('2/chat,["a"]', SocketIOPacket(EVENT, "/chat", ["a"])),
         ("4/admin", None),  # CONNECT_ERROR needs a payload
     ],
 )
@@ -398,8 +398,8 @@ def test_decode_ack_ids(text, ack_id, protocol):
 
 @both_protocols
 def test_decode_event_names_may_be_numbers(protocol):
-    assert Decoder(protocol).feed("2[1,2]") == Packet(EVENT, "/", [1, 2])
-    assert Decoder(protocol).feed("2/x,[1.5]") == Packet(EVENT, "/x", [1.5])
+    assert Decoder(protocol).feed("2[1,2]") == SocketIOPacket(EVENT, "/", [1, 2])
+    assert Decoder(protocol).feed("2/x,[1.5]") == SocketIOPacket(EVENT, "/x", [1.5])
     assert Decoder(protocol).feed('2[-3,"a"]').data == [-3, "a"]
 
 
@@ -411,12 +411,13 @@ def test_decode_keeps_utf8(protocol):
 
 def test_placeholder_in_a_text_event_is_plain_data():
     text = f'2["a",{ph_json(0)}]'
-    assert Decoder().feed(text) == Packet(EVENT, "/", ["a", ph(0)])
+    assert Decoder().feed(text) == SocketIOPacket(EVENT, "/", ["a", ph(0)])
 
 
 def test_decode_text_reports_attachment_count():
     text = f'52-/admin,3["a",{ph_json(0)},{ph_json(1)}]'
-    assert decode_text(text) == (Packet(BINARY_EVENT, "/admin", ["a", ph(0), ph(1)], 3, None, 2), 2)
+    assert decode_text(text) == (
+        SocketIOPacket(BINARY_EVENT, "/admin", ["a", ph(0), ph(1)], 3, None, 2), 2)
     assert decode_text('5010-["a"]')[1] == 10  # three digits, value 10
 
 
@@ -435,20 +436,21 @@ def test_binary_event_reassembly_across_feeds(protocol):
     assert decoder.feed(f'52-["a",{ph_json(0)},{{"k":{ph_json(1)}}}]') is None
     assert decoder.feed(b"first") is None
     packet = decoder.feed(b"second")
-    assert packet == Packet(BINARY_EVENT, "/", ["a", b"first", {"k": b"second"}], None, None, 2)
+    assert packet == SocketIOPacket(BINARY_EVENT, "/", ["a", b"first", {"k": b"second"}], None,
+                                    None, 2)
     # the decoder is ready for the next packet
-    assert decoder.feed('2["next"]') == Packet(EVENT, "/", ["next"])
+    assert decoder.feed('2["next"]') == SocketIOPacket(EVENT, "/", ["next"])
 
 
 @both_protocols
 def test_binary_ack_reassembly(protocol):
     packet = feed_all([f'61-/admin,7[{ph_json(0)},"ok"]', b"\xff\x00"], protocol)
-    assert packet == Packet(BINARY_ACK, "/admin", [b"\xff\x00", "ok"], 7, None, 1)
+    assert packet == SocketIOPacket(BINARY_ACK, "/admin", [b"\xff\x00", "ok"], 7, None, 1)
 
 
 def test_binary_example_from_notes():
     packet = feed_all(['51-["hello",{"_placeholder":true,"num":0}]', b"\x01\x02\x03"])
-    assert packet == Packet(BINARY_EVENT, "/", ["hello", b"\x01\x02\x03"], None, None, 1)
+    assert packet == SocketIOPacket(BINARY_EVENT, "/", ["hello", b"\x01\x02\x03"], None, None, 1)
 
 
 def test_placeholders_resolve_by_num_not_by_position():
@@ -471,8 +473,8 @@ def test_max_attachments_accepted():
 
 
 def test_zero_attachments_allowed_with_protocol_5_only():
-    assert Decoder(5).feed('50-["a"]') == Packet(BINARY_EVENT, "/", ["a"])
-    assert Decoder(5).feed("60-1[]") == Packet(BINARY_ACK, "/", [], 1)
+    assert Decoder(5).feed('50-["a"]') == SocketIOPacket(BINARY_EVENT, "/", ["a"])
+    assert Decoder(5).feed("60-1[]") == SocketIOPacket(BINARY_ACK, "/", [], 1)
     for text in ('50-["a"]', "60-1[]"):
         with pytest.raises(DecodeError, match="illegal attachments"):
             Decoder(4).feed(text)
@@ -492,7 +494,7 @@ def test_non_true_placeholder_flag_is_plain_data():
 def test_binary_roundtrip_roots_and_nesting():
     data = ["ev", {"a": [b"1", {"b": bytearray(b"2")}]}, memoryview(b"3"), [], {}]
     packet = roundtrip(EVENT, "/ns", data, 4)
-    assert packet == Packet(
+    assert packet == SocketIOPacket(
         BINARY_EVENT, "/ns", ["ev", {"a": [b"1", {"b": b"2"}]}, b"3", [], {}], 4, None, 3
     )
 
@@ -613,8 +615,8 @@ def test_reserved_event_names_rejected_with_protocol_5_only(name):
         with pytest.raises(DecodeError, match="reserved event name"):
             Decoder(5).feed(text)
     # socket.io 2.x accepted them silently (§4.7)
-    assert Decoder(4).feed(texts[0]) == Packet(EVENT, "/", [name])
-    assert Decoder(4).feed(texts[1]) == Packet(EVENT, "/admin", [name, 1])
+    assert Decoder(4).feed(texts[0]) == SocketIOPacket(EVENT, "/", [name])
+    assert Decoder(4).feed(texts[1]) == SocketIOPacket(EVENT, "/admin", [name, 1])
     assert feed_all([texts[3], b"x"], 4).data == [name, b"x"]
 
 
@@ -647,7 +649,7 @@ def test_bad_placeholder_num(placeholder, protocol):
     with pytest.raises(DecodeError, match="illegal attachments"):
         decoder.feed(b"x")
     # the decoder is not left waiting for attachments
-    assert decoder.feed('2["ok"]') == Packet(EVENT, "/", ["ok"])
+    assert decoder.feed('2["ok"]') == SocketIOPacket(EVENT, "/", ["ok"])
 
 
 @both_protocols
@@ -779,7 +781,7 @@ def check_roundtrip(ptype: int, nsp: str, data: Any, ack_id: int | None, protoco
             Decoder(protocol).feed(text)
         return
     packet = feed_all([text, *attachments], protocol)
-    assert packet == Packet(wire_type, nsp, normalise(data), ack_id, None, count)
+    assert packet == SocketIOPacket(wire_type, nsp, normalise(data), ack_id, None, count)
     assert_exact_bytes(packet.data)
 
 
@@ -822,7 +824,7 @@ def test_control_packet_roundtrip(protocol, nsp, ptype_and_data):
     text, attachments = encode(ptype, nsp, data)
     assert attachments == []
     assert text.startswith(str(ptype) if nsp == "/" else f"{ptype}{nsp},")
-    assert Decoder(protocol).feed(text) == Packet(ptype, nsp, data)
+    assert Decoder(protocol).feed(text) == SocketIOPacket(ptype, nsp, data)
 
 
 @PROPS
@@ -939,8 +941,8 @@ messages = st.one_of(
 )
 
 
-def check_packet_invariants(packet: Packet, protocol: int) -> None:
-    assert isinstance(packet, Packet)
+def check_packet_invariants(packet: SocketIOPacket, protocol: int) -> None:
+    assert isinstance(packet, SocketIOPacket)
     assert 0 <= packet.type <= 6
     assert packet.nsp.startswith("/")
     assert packet.id is None or packet.id >= 0

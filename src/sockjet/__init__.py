@@ -3,13 +3,19 @@
 from .adapters.memory import InMemoryAdapter
 from .bindings.runner import run, serve
 from .bindings.servers import EngineServer, Server
-from .client.client import AsyncClient, ClientNamespace, ConnectError
+from .client.client import AsyncClient, ClientNamespace
 from .client.sync import Client
 from .engine.cors import CORS, same_origin
-from .engine.server import Forbidden
 from .engine.session import EngineSocket
+from .exceptions import (
+    AckTimeout,
+    ConnectError,
+    ConnectionRefused,
+    Disconnected,
+    Forbidden,
+    SockjetError,
+)
 from .socketio.adapter import Adapter, BroadcastOptions
-from .socketio.errors import AckTimeout, ConnectionRefused, Disconnected
 from .socketio.namespace import BroadcastOperator, Namespace
 from .socketio.socket import Handshake, Socket
 
@@ -33,6 +39,7 @@ __all__ = [
     "Namespace",
     "Server",
     "Socket",
+    "SockjetError",
     "run",
     "same_origin",
     "serve",

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..engine.interface import ClientGone, PayloadTooLarge, Response
+from ..engine.interface import Response
 from ..engine.server import EngineServer, normalise_path
+from ..exceptions import ClientGone, PayloadTooLarge
 
 log = logging.getLogger("sockjet.asgi")
 

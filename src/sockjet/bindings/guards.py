@@ -15,17 +15,11 @@ from http import HTTPStatus
 from typing import Any
 
 from ..engine.interface import HTTPLimits
+from ..exceptions import RequestRefused
 
 log = logging.getLogger("sockjet.server")
 
 
-class Refused(Exception):
-    """A request refused before it reached the application (raised from parser callbacks)."""
-
-    def __init__(self, status: int, cause: str) -> None:
-        super().__init__(cause)
-        self.status = status
-        self.cause = cause
 
 
 def refusal_bytes(status: int) -> bytes:
@@ -153,11 +147,11 @@ class GuardedConnection:
 
     @staticmethod
     def _head_too_many() -> None:
-        raise Refused(431, "more headers than max_headers")
+        raise RequestRefused(431, "more headers than max_headers")
 
     @staticmethod
     def _head_too_large() -> None:
-        raise Refused(431, "request head over max_header_size")
+        raise RequestRefused(431, "request head over max_header_size")
 
     # -- deadlines ------------------------------------------------------------------------------
 

@@ -26,11 +26,11 @@ from websockets.frames import CloseCode
 
 from ..engine.interface import DEFAULT_HTTP_LIMITS, HTTPLimits
 from ..engine.notices import peer_mistake
+from ..exceptions import RequestRefused
 from .guards import (
     GuardedConnection,
     Lingering,
     Phase,
-    Refused,
     Sweeper,
     descriptors,
     refusal_bytes,
@@ -57,7 +57,7 @@ class HTTPProtocol(GuardedConnection, HttpToolsProtocol):
         limits = limits_of(self.app)
         self._guard_init(limits, Sweeper.of(self.loop, limits))
         self._lingering: Lingering | None = None
-        self._owed: Refused | None = None  # a refusal waiting for the response in progress
+        self._owed: RequestRefused | None = None  # a refusal waiting for the response in progress
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -90,14 +90,14 @@ class HTTPProtocol(GuardedConnection, HttpToolsProtocol):
                 self._deadline_clear()
                 self.handle_websocket_upgrade()
             elif self._should_upgrade():  # RFC 6455 §4.1: HTTP/1.1 at least (uvicorn: any)
-                self._refuse(Refused(400, "WebSocket handshake over HTTP/1.0"))
+                self._refuse(RequestRefused(400, "WebSocket handshake over HTTP/1.0"))
             # any other upgrade is answered as a plain request (uvicorn also warns, every time)
-        except Refused as exc:
+        except RequestRefused as exc:
             self._refuse(exc)
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            self._refuse(cause if isinstance(cause, Refused)
-                         else Refused(400, "malformed HTTP request"))
+            self._refuse(cause if isinstance(cause, RequestRefused)
+                         else RequestRefused(400, "malformed HTTP request"))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -133,7 +133,7 @@ class HTTPProtocol(GuardedConnection, HttpToolsProtocol):
         else:
             super().on_response_complete()
 
-    def _refuse(self, refusal: Refused) -> None:
+    def _refuse(self, refusal: RequestRefused) -> None:
         peer_mistake(self.client, refusal.cause)
         self._deadline_clear()
         if self.transport.is_closing() or self._lingering is not None:
@@ -152,7 +152,7 @@ class HTTPProtocol(GuardedConnection, HttpToolsProtocol):
                 return
         self._send_refusal(refusal)
 
-    def _send_refusal(self, refusal: Refused) -> None:
+    def _send_refusal(self, refusal: RequestRefused) -> None:
         self.transport.write(refusal_bytes(refusal.status))
         self._linger()
 
@@ -164,7 +164,7 @@ class HTTPProtocol(GuardedConnection, HttpToolsProtocol):
     def _deadline_expired(self, phase: Phase) -> None:
         cause = ("request head not complete within headers_timeout" if phase is Phase.HEAD
                  else "request not complete within request_timeout")
-        self._refuse(Refused(408, cause))
+        self._refuse(RequestRefused(408, cause))
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ..codecs import socketio as sio
-from ..socketio.errors import AckTimeout
+from ..exceptions import AckTimeout, ConnectError, DecodeError
 from ..socketio.socket import AckWaiter
 from .engine import EngineClient
 
@@ -24,13 +24,6 @@ _MANAGER_EVENTS = frozenset({"reconnect_attempt", "reconnect", "reconnect_error"
                              "reconnect_failed"})
 
 
-class ConnectError(ConnectionError):
-    """A namespace refused the connection (``connect_error``): ``message`` and ``data``."""
-
-    def __init__(self, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.data = data
 
 
 class ClientNamespace:
@@ -175,7 +168,7 @@ class ClientNamespace:
             self._result.set_exception(error)
         self._fire("connect_error", error)
 
-    def _on_event(self, packet: sio.Packet) -> None:
+    def _on_event(self, packet: sio.SocketIOPacket) -> None:
         data = packet.data
         event, args = data[0], data[1:]
         if self._pid is not None and args and isinstance(args[-1], str):
@@ -209,7 +202,7 @@ class ClientNamespace:
         text, attachments = sio.encode(sio.ACK, self.name, args, ack_id)
         self.client._send(text, attachments)
 
-    def _on_ack(self, packet: sio.Packet) -> None:
+    def _on_ack(self, packet: sio.SocketIOPacket) -> None:
         callback = self._acks.pop(packet.id, None)  # type: ignore[arg-type]
         if callback is not None:
             self.client._call(callback, *packet.data)
@@ -426,7 +419,7 @@ class AsyncClient:
     def _on_message(self, data: str | bytes) -> None:
         try:
             packet = self._decoder.feed(data)
-        except sio.DecodeError as exc:
+        except DecodeError as exc:
             log.warning("bad packet from the server: %s", exc)
             return
         if packet is None:

@@ -21,11 +21,11 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from ..exceptions import ConnectionFailed, DecodeError
+
 log = logging.getLogger("sockjet.client")
 
 
-class ConnectionFailed(ConnectionError):
-    """The Engine.IO connection could not be opened (refused, unreachable, bad answer)."""
 
 
 class EngineClient:
@@ -80,7 +80,7 @@ class EngineClient:
         self._cookies = cookies
         self._ws: ClientConnection | None = None
         self._writer: asyncio.Task[Any] | None = None
-        self._queue: list[eio.Packet] = []
+        self._queue: list[eio.EnginePacket] = []
         self._wake: asyncio.Event = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.TimerHandle | None = None
@@ -145,7 +145,7 @@ class EngineClient:
         try:
             first = await asyncio.wait_for(ws.recv(), self.timeout)
             ptype, data = eio.decode_frame(first, self.protocol)
-        except (eio.DecodeError, TimeoutError, websockets.WebSocketException) as exc:
+        except (DecodeError, TimeoutError, websockets.WebSocketException) as exc:
             await ws.close()
             raise ConnectionFailed(f"no Engine.IO handshake over WebSocket: {exc!r}") from None
         if ptype != eio.OPEN:
@@ -201,7 +201,7 @@ class EngineClient:
         elif ptype == eio.CLOSE:
             self._spawn(self._shutdown("transport close"))
 
-    def _decode_response(self, response: Any) -> list[eio.Packet]:
+    def _decode_response(self, response: Any) -> list[eio.EnginePacket]:
         body = response.content
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/octet-stream"):
@@ -224,7 +224,7 @@ class EngineClient:
                 if response.status_code != 200:
                     raise ConnectionFailed(f"poll answered HTTP {response.status_code}")
                 packets = self._decode_response(response)
-            except (httpx.HTTPError, OSError, ConnectionFailed, eio.DecodeError,
+            except (httpx.HTTPError, OSError, ConnectionFailed, DecodeError,
                     UnicodeDecodeError) as exc:
                 if self.state == "open" and self.transport == "polling":
                     log.debug("poll failed: %r", exc)
@@ -263,9 +263,9 @@ class EngineClient:
             finally:
                 self._post_idle.set()
 
-    def _take_batch(self) -> list[eio.Packet]:
+    def _take_batch(self) -> list[eio.EnginePacket]:
         # stay under the server's maxPayload (v4 clients split their batches too)
-        batch: list[eio.Packet] = []
+        batch: list[eio.EnginePacket] = []
         size = 0
         while self._queue:
             _, data = self._queue[0]
@@ -289,7 +289,7 @@ class EngineClient:
             async for frame in ws:
                 try:
                     ptype, data = eio.decode_frame(frame, self.protocol)
-                except eio.DecodeError:
+                except DecodeError:
                     await self._shutdown("parse error")
                     return
                 self._on_packet(ptype, data)

@@ -2,23 +2,44 @@
 
 Pure functions, no I/O and no asyncio: the engine, the client and the tests share them.
 
-A packet is a ``(type, data)`` tuple: ``type`` is one of the constants below and ``data`` is
-``str`` for text packets or ``bytes`` for binary ones (``""`` when a packet carries nothing).
+A packet is an :class:`EnginePacket`: its :class:`EnginePacketType` and its data, ``str`` for
+text packets or ``bytes`` for binary ones (``""`` when a packet carries nothing). It is a named
+tuple, so ``(type, data)`` pairs compare equal to it and unpack the same way.
 """
 
 from __future__ import annotations
 
 import binascii
+import enum
 import re
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 import orjson
 
-OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = range(7)
-PACKET_NAMES = ("open", "close", "ping", "pong", "message", "upgrade", "noop")
+from ..exceptions import DecodeError
 
-Packet = tuple[int, str | bytes]
+
+class EnginePacketType(enum.IntEnum):
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = EnginePacketType
+#: the types by number (a tuple index is cheaper than the enum's lookup on the hot path)
+_TYPES = tuple(EnginePacketType)
+
+
+class EnginePacket(NamedTuple):
+    type: EnginePacketType
+    data: str | bytes = ""
+
 
 #: v4 polling payload separator (ASCII record separator).
 SEPARATOR = "\x1e"
@@ -26,10 +47,6 @@ SEPARATOR = "\x1e"
 _TYPE_CHARS = "0123456789"
 _B64_ENCODE = binascii.b2a_base64
 _B64_DECODE = binascii.a2b_base64
-
-
-class DecodeError(ValueError):
-    """Input that is not a valid Engine.IO packet or payload."""
 
 
 # -- single packets -----------------------------------------------------------------------------
@@ -57,7 +74,7 @@ def encode_frame(ptype: int, data: str | bytes, protocol: int, b64: bool = False
     return bytes((ptype,)) + data
 
 
-def decode_text(text: str, protocol: int) -> Packet:
+def decode_text(text: str, protocol: int) -> EnginePacket:
     """Decode one text packet (a WebSocket text frame or one element of a payload)."""
     if not text:
         raise DecodeError("empty packet")
@@ -67,35 +84,35 @@ def decode_text(text: str, protocol: int) -> Packet:
     ptype = ord(head) - 48
     if not 0 <= ptype <= 6:
         raise DecodeError(f"unknown packet type {head!r}")
-    return ptype, text[1:]
+    return EnginePacket(_TYPES[ptype], text[1:])
 
 
-def decode_frame(frame: str | bytes, protocol: int) -> Packet:
+def decode_frame(frame: str | bytes, protocol: int) -> EnginePacket:
     """Decode one WebSocket frame."""
     if isinstance(frame, str):
         return decode_text(frame, protocol)
     if protocol >= 4:
-        return MESSAGE, bytes(frame)
+        return EnginePacket(MESSAGE, bytes(frame))
     if not frame:
         raise DecodeError("empty binary frame")
     ptype = frame[0]
     if ptype > 6:
         raise DecodeError(f"unknown binary packet type {ptype}")
-    return ptype, bytes(frame[1:])
+    return EnginePacket(_TYPES[ptype], bytes(frame[1:]))
 
 
-def _decode_base64(text: str, protocol: int) -> Packet:
+def _decode_base64(text: str, protocol: int) -> EnginePacket:
     if protocol >= 4:
         ptype, b64 = MESSAGE, text[1:]
     else:
         if len(text) < 2:
             raise DecodeError("truncated base64 packet")
-        ptype = ord(text[1]) - 48
-        if not 0 <= ptype <= 6:
+        number = ord(text[1]) - 48
+        if not 0 <= number <= 6:
             raise DecodeError(f"unknown packet type {text[1]!r}")
-        b64 = text[2:]
+        ptype, b64 = _TYPES[number], text[2:]
     try:
-        return ptype, _B64_DECODE(b64.encode("ascii"), strict_mode=True)
+        return EnginePacket(ptype, _B64_DECODE(b64.encode("ascii"), strict_mode=True))
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise DecodeError("invalid base64 data") from exc
 
@@ -110,12 +127,12 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def payload_has_binary(packets: Iterable[Packet]) -> bool:
+def payload_has_binary(packets: Iterable[EnginePacket]) -> bool:
     return any(not isinstance(data, str) for _, data in packets)
 
 
 def encode_payload(
-    packets: Sequence[Packet], protocol: int, b64: bool = False
+    packets: Sequence[EnginePacket], protocol: int, b64: bool = False
 ) -> str | bytes:
     """Polling body for a batch of packets.
 
@@ -139,7 +156,7 @@ def encode_payload(
     return "".join(parts) if parts else "0:"
 
 
-def encode_binary_payload(packets: Sequence[Packet]) -> bytes:
+def encode_binary_payload(packets: Sequence[EnginePacket]) -> bytes:
     """v3 XHR2 binary payload: ``<kind><length digits as raw 0-9 bytes>ff<packet>`` records."""
     out = bytearray()
     for ptype, data in packets:
@@ -155,7 +172,7 @@ def encode_binary_payload(packets: Sequence[Packet]) -> bytes:
     return bytes(out)
 
 
-def decode_payload(body: str | bytes, protocol: int) -> list[Packet]:
+def decode_payload(body: str | bytes, protocol: int) -> list[EnginePacket]:
     """Decode a polling body. ``bytes`` means an XHR2 binary payload (v3 only)."""
     if isinstance(body, bytes | bytearray | memoryview):
         if protocol >= 4:
@@ -171,7 +188,7 @@ def decode_payload(body: str | bytes, protocol: int) -> list[Packet]:
 _V3_RECORD = re.compile(r"(\d+):")
 
 
-def _decode_v3_text_payload(body: str) -> list[Packet]:
+def _decode_v3_text_payload(body: str) -> list[EnginePacket]:
     # Lengths count UTF-16 code units; work in that unit when the body is not plain ASCII.
     if body.isascii():
         units: str | bytes = body
@@ -179,7 +196,7 @@ def _decode_v3_text_payload(body: str) -> list[Packet]:
     else:
         units = body.encode("utf-16-le", "surrogatepass")
         width = 2
-    packets: list[Packet] = []
+    packets: list[EnginePacket] = []
     total = len(units) // width
     pos = 0
     while pos < total:
@@ -224,10 +241,10 @@ def _unit(units: str | bytes, index: int, width: int) -> str:
     return chr(lo | (hi << 8))  # type: ignore[operator]
 
 
-def decode_binary_payload(body: bytes) -> list[Packet]:
+def decode_binary_payload(body: bytes) -> list[EnginePacket]:
     if not body:
         raise DecodeError("empty payload")
-    packets: list[Packet] = []
+    packets: list[EnginePacket] = []
     pos = 0
     size = len(body)
     while pos < size:
@@ -260,7 +277,7 @@ def decode_binary_payload(body: bytes) -> list[Packet]:
         else:
             if record[0] > 6:
                 raise DecodeError("unknown packet type in binary payload")
-            packets.append((record[0], record[1:]))
+            packets.append(EnginePacket(_TYPES[record[0]], record[1:]))
     return packets
 
 

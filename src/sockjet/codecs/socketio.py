@@ -7,12 +7,26 @@ followed by ``n`` binary messages (attachments) whose places in the data are mar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import enum
+from typing import Any, NamedTuple
 
 import orjson
 
-CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
+from ..exceptions import DecodeError
+
+
+class SocketIOPacketType(enum.IntEnum):
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = SocketIOPacketType
+_TYPES = tuple(SocketIOPacketType)
 
 #: Event names a v5 peer may not send (socket.io-parser 4); the v2 server only refused to emit them.
 RESERVED_EVENTS = frozenset(
@@ -23,13 +37,10 @@ _BINARY = (bytes, bytearray, memoryview)
 _dumps = orjson.dumps
 
 
-class DecodeError(ValueError):
-    """A message that is not a valid Socket.IO packet (the connection must be closed)."""
+class SocketIOPacket(NamedTuple):
+    """One decoded Socket.IO packet (immutable)."""
 
-
-@dataclass(slots=True)
-class Packet:
-    type: int
+    type: SocketIOPacketType
     nsp: str = "/"
     data: Any = None
     id: int | None = None
@@ -99,18 +110,18 @@ def encode_event(nsp: str, event: str, args: tuple[Any, ...] | list[Any],
 class Decoder:
     """Turns incoming messages into packets, reassembling binary attachments.
 
-    ``feed`` returns a complete :class:`Packet` or ``None`` while attachments are still due, and
-    raises :class:`DecodeError` for anything malformed.
+    ``feed`` returns a complete :class:`SocketIOPacket` or ``None`` while attachments are still
+    due, and raises :class:`DecodeError` for anything malformed.
     """
 
     __slots__ = ("_buffers", "_pending", "protocol")
 
     def __init__(self, protocol: int = 5) -> None:
         self.protocol = protocol
-        self._pending: Packet | None = None
+        self._pending: SocketIOPacket | None = None
         self._buffers: list[bytes] = []
 
-    def feed(self, message: str | bytes) -> Packet | None:
+    def feed(self, message: str | bytes) -> SocketIOPacket | None:
         if isinstance(message, str):
             if self._pending is not None:
                 raise DecodeError("text packet while binary attachments were expected")
@@ -128,28 +139,28 @@ class Decoder:
         packet, buffers = self._pending, self._buffers
         self._pending, self._buffers = None, []
         try:
-            packet.data = _reconstruct(packet.data, buffers, [False] * len(buffers))
+            return packet._replace(data=_reconstruct(packet.data, buffers, [False] * len(buffers)))
         except RecursionError:
             raise DecodeError("payload nested too deeply") from None
-        return packet
 
 
-def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
+def decode_text(text: str, protocol: int = 5) -> tuple[SocketIOPacket, int]:
     """Parse one text message: ``(packet, number of attachments that follow)``."""
     size = len(text)
     if not size:
         raise DecodeError("empty packet")
-    ptype = ord(text[0]) - 48
-    if not 0 <= ptype <= 6:
+    number = ord(text[0]) - 48
+    if not 0 <= number <= 6:
         raise DecodeError(f"unknown packet type {text[0]!r}")
+    ptype = _TYPES[number]
     # fast paths: the most common packets, events on "/" without or with an ack id
     if ptype == EVENT and size > 1:
         if text[1] == "[":
-            return Packet(EVENT, "/", _load_event(text[1:], protocol)), 0
+            return SocketIOPacket(EVENT, "/", _load_event(text[1:], protocol)), 0
         bracket = text.find("[", 1, 18)
         if bracket > 1 and text[1:bracket].isdigit() and text[1:bracket].isascii():
-            return Packet(EVENT, "/", _load_event(text[bracket:], protocol),
-                          int(text[1:bracket])), 0
+            return SocketIOPacket(EVENT, "/", _load_event(text[bracket:], protocol),
+                                  int(text[1:bracket])), 0
     pos = 1
     attachments = 0
     if ptype in (BINARY_EVENT, BINARY_ACK):
@@ -184,7 +195,7 @@ def decode_text(text: str, protocol: int = 5) -> tuple[Packet, int]:
             raise DecodeError("invalid JSON payload") from exc
         if payload is None:  # a present `null` payload is valid for no packet type
             raise DecodeError("invalid payload null")
-    packet = Packet(ptype, nsp, payload, ack_id, query, attachments)
+    packet = SocketIOPacket(ptype, nsp, payload, ack_id, query, attachments)
     _validate(packet, protocol)
     return packet, attachments
 
@@ -209,7 +220,7 @@ def _validate_event(data: Any, protocol: int) -> None:
         raise DecodeError("event name must be a string or a number")
 
 
-def _validate(packet: Packet, protocol: int) -> None:
+def _validate(packet: SocketIOPacket, protocol: int) -> None:
     ptype, data = packet.type, packet.data
     if ptype == CONNECT:
         if data is not None and not isinstance(data, dict):

@@ -11,14 +11,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class PayloadTooLarge(Exception):
-    """The request body exceeds the limit given to :meth:`HTTPRequest.read_body`."""
-
-
-class ClientGone(Exception):
-    """The peer went away while the request body was being read."""
-
-
 class RequestInfo(Protocol):
     """What the engine and user hooks (``allow_request``...) may read of any request."""
 

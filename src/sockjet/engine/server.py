@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ..codecs import engineio as eio
+from ..exceptions import Forbidden
 from .cors import CORS, OriginPolicy, PreflightHandler, policy_from_options, preflight_response
 from .interface import (
     DEFAULT_HTTP_LIMITS,
@@ -40,12 +41,6 @@ TRANSPORTS = ("polling", "websocket")
 AllowRequest = Callable[[RequestInfo], "bool | Awaitable[bool]"]
 
 
-class Forbidden(Exception):
-    """Raise from ``allow_request`` to refuse a session with a reason (HTTP 403)."""
-
-    def __init__(self, reason: str = "Forbidden") -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _ms(seconds: float) -> int:

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import engineio as eio
+from ..exceptions import ClientGone, DecodeError, PayloadTooLarge
 from .interface import (
-    ClientGone,
     HTTPRequest,
-    PayloadTooLarge,
     RequestInfo,
     Response,
     WebSocketConnection,
@@ -40,7 +39,8 @@ class Prepared:
     __slots__ = ("_frames", "packets")
 
     def __init__(self, messages: list[str | bytes]) -> None:
-        self.packets: list[eio.Packet] = [(eio.MESSAGE, m) for m in messages]
+        self.packets: list[eio.EnginePacket] = [eio.EnginePacket(eio.MESSAGE, m)
+                                                for m in messages]
         self._frames: dict[tuple[int, bool], list[str | bytes]] = {}
 
     def frames(self, protocol: int, b64: bool) -> list[str | bytes]:
@@ -107,7 +107,7 @@ class EngineSocket:
         self.upgrading = False
         self._loop = asyncio.get_running_loop()
         self._b64 = b64
-        self._buffer: list[eio.Packet] = []
+        self._buffer: list[eio.EnginePacket] = []
         self._poll: asyncio.Future[Any] | None = None
         self._posting = False
         self._ws: WebSocketConnection | None = None
@@ -217,7 +217,7 @@ class EngineSocket:
             return False
         return True
 
-    def _buffer_packets(self, packets: list[eio.Packet]) -> bool:
+    def _buffer_packets(self, packets: list[eio.EnginePacket]) -> bool:
         self._buffer.extend(packets)
         poll = self._poll
         if poll is not None and not poll.done():
@@ -386,7 +386,7 @@ class EngineSocket:
                 self._buffer.append((eio.CLOSE, ""))
         return response
 
-    def _payload_response(self, req: HTTPRequest, packets: list[eio.Packet]) -> Response:
+    def _payload_response(self, req: HTTPRequest, packets: list[eio.EnginePacket]) -> Response:
         jsonp = req.query.get("j")
         if jsonp is not None:
             payload = eio.encode_payload(packets, self.protocol, b64=True)
@@ -435,7 +435,7 @@ class EngineSocket:
                 packets = eio.decode_payload(body, self.protocol)
             else:
                 packets = eio.decode_payload(body.decode("utf-8"), self.protocol)
-        except (eio.DecodeError, UnicodeDecodeError) as exc:
+        except (DecodeError, UnicodeDecodeError) as exc:
             self._close("parse error", detail=str(exc))
             return server.error_response(3)
         for ptype, data in packets:
@@ -480,7 +480,7 @@ class EngineSocket:
                     break
                 try:
                     ptype, data = eio.decode_frame(msg, self.protocol)
-                except eio.DecodeError:
+                except DecodeError:
                     reason = "parse error"
                     break
                 self._dispatching = True

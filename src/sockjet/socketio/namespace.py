@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..codecs.socketio import RESERVED_EVENTS
+from ..exceptions import AckTimeout
 from .adapter import Adapter, BroadcastOptions
-from .errors import AckTimeout
 
 if TYPE_CHECKING:
     from .server import SocketServer

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from ..codecs import socketio as sio
 from ..engine.server import EngineServer, new_sid
 from ..engine.session import EngineSocket
-from .errors import ConnectionRefused
+from ..exceptions import ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, BroadcastOperator, Handler, Namespace, ParentNamespace
 from .socket import Handshake, Socket
 
@@ -54,7 +54,7 @@ class Connection:
     def _on_message(self, data: str | bytes) -> None:
         try:
             packet = self.decoder.feed(data)
-        except sio.DecodeError as exc:
+        except DecodeError as exc:
             log.debug("closing %s: %s", self.engine.sid, exc)
             return self.engine.close()
         if packet is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import socketio as sio
-from .errors import AckTimeout, Disconnected
+from ..exceptions import AckTimeout, Disconnected
 from .namespace import BroadcastOperator, _room_set, check_event_name
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ class Socket:
 
     # -- incoming -------------------------------------------------------------------------------
 
-    def _on_packet(self, packet: sio.Packet) -> None:
+    def _on_packet(self, packet: sio.SocketIOPacket) -> None:
         ptype = packet.type
         if ptype in (sio.EVENT, sio.BINARY_EVENT):
             if self._middlewares:
@@ -259,7 +259,7 @@ class Socket:
         elif ptype == sio.DISCONNECT:
             self._on_close("client namespace disconnect")
 
-    async def _run_middlewares(self, packet: sio.Packet) -> None:
+    async def _run_middlewares(self, packet: sio.SocketIOPacket) -> None:
         try:
             for middleware in tuple(self._middlewares):
                 result = middleware(packet.data)

@@ -20,9 +20,10 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request as HandshakeRequest
 from websockets.server import ServerProtocol
 
-from ...engine.interface import ClientGone, PayloadTooLarge, Response
+from ...engine.interface import Response
 from ...engine.notices import peer_mistake
-from ..guards import GuardedConnection, Lingering, Phase, Refused, refusal_bytes
+from ...exceptions import ClientGone, PayloadTooLarge, RequestRefused
+from ..guards import GuardedConnection, Lingering, Phase, refusal_bytes
 from .websocket import NativeWebSocket
 
 if TYPE_CHECKING:
@@ -201,11 +202,11 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
                 self._head_unfinished(len(data))
         except httptools.HttpParserUpgrade as exc:
             self._upgrade(data[exc.args[0]:] if exc.args else b"")
-        except Refused as exc:
+        except RequestRefused as exc:
             self._refuse(exc.status, exc.cause)
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            if isinstance(cause, Refused):
+            if isinstance(cause, RequestRefused):
                 self._refuse(cause.status, cause.cause)
             else:
                 self._refuse(400, "malformed HTTP request")
@@ -263,7 +264,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             peer_mistake(self.client, "undecodable query string")
             self._stop_reading()
             self._enqueue(render(_BAD_QUERY, keep_alive=False))
-            raise Refused(400, "undecodable query string") from None  # stops the parser
+            raise RequestRefused(400, "undecodable query string") from None  # stops the parser
         self._current = request
         if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
