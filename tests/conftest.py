@@ -18,7 +18,7 @@ from typing import IO, Any
 import pytest
 import uvloop
 
-from sockjet.bindings import runner
+from sockjet.bindings import runner, uvicorn_runner
 from sockjet.bindings.native import NativeServer
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -82,9 +82,9 @@ async def serve(target: Any, binding: str | None = None, port: int | None = None
         stop = native.request_stop
     else:
         options = {"log_level": "warning", **uvicorn_options}
-        cfg, engine = runner.config(target, "127.0.0.1", port, **options)
-        server = runner._Server(cfg, engine)
-        task = await _started(server._serve(), lambda: server.started)  # no signal capture
+        cfg, engine = uvicorn_runner.config(target, "127.0.0.1", port, **options)
+        server = uvicorn_runner.UvicornServer(cfg, engine)
+        task = await _started(server.serve_without_signals(), lambda: server.started)
 
         def stop() -> None:
             server.should_exit = True

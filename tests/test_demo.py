@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from conftest import free_port, run_node_json, serve, sockjet_process
 
-from sockjet.bindings.demo import create_chat, demo_origins
+from sockjet.tools.demo import create_chat, demo_origins
 
 
 async def wait_ready(url: str, proc: asyncio.subprocess.Process, log: Path) -> None:

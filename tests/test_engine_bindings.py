@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import sockjet
 from sockjet import EngineServer, EngineSocket
-from sockjet.bindings import runner, uvicorn_protocols
+from sockjet.bindings import runner, uvicorn_protocols, uvicorn_runner
 from sockjet.codecs.engineio import jsonp_escape
 
 SEP = "\x1e"
@@ -532,7 +532,7 @@ def test_runner_config_defaults() -> None:
     assert sockjet.run is runner.run
     assert sockjet.serve is runner.serve
     engine = EngineServer(max_http_buffer_size=12345)
-    cfg, resolved = runner.config(engine, "127.0.0.1", 4321)
+    cfg, resolved = uvicorn_runner.config(engine, "127.0.0.1", 4321)
     assert resolved is engine
     assert cfg.app.engine is engine  # type: ignore[attr-defined]
     assert (cfg.host, cfg.port) == ("127.0.0.1", 4321)
@@ -545,12 +545,12 @@ def test_runner_config_defaults() -> None:
     assert cfg.ws_per_message_deflate is False
     assert cfg.ws_max_size == 12345
 
-    cfg, _ = runner.config(EngineServer(per_message_deflate=True, keep_alive_timeout=2.5))
+    cfg, _ = uvicorn_runner.config(EngineServer(per_message_deflate=True, keep_alive_timeout=2.5))
     assert cfg.ws_per_message_deflate is True
     assert cfg.timeout_keep_alive == 2.5
     assert cfg.ws_max_size == 1_000_000
 
-    cfg, resolved = runner.config(other_app, log_level="debug", http="h11")
+    cfg, resolved = uvicorn_runner.config(other_app, log_level="debug", http="h11")
     assert resolved is None and cfg.app is other_app
     assert (cfg.http, cfg.log_level) == ("h11", "debug")
     assert cfg.ws_per_message_deflate is False
@@ -559,7 +559,7 @@ def test_runner_config_defaults() -> None:
 def test_runner_config_without_uvloop_and_httptools(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # makes ``import uvloop`` fail
     monkeypatch.setitem(sys.modules, "httptools", None)
-    cfg, _ = runner.config(EngineServer(max_header_size=9000))
+    cfg, _ = uvicorn_runner.config(EngineServer(max_header_size=9000))
     assert (cfg.loop, cfg.http) == ("asyncio", "h11")
     assert cfg.h11_max_incomplete_event_size == 9000  # h11's head limit stands in for ours
 

@@ -1,23 +1,68 @@
-"""sockjet: Socket.IO server and client for Python."""
+"""sockjet: Socket.IO server and client for Python.
 
-from .adapters.memory import InMemoryAdapter
-from .bindings.runner import run, serve
-from .bindings.servers import EngineServer, Server
-from .client.client import AsyncClient, ClientNamespace
-from .client.sync import Client
-from .engine.cors import CORS, same_origin
-from .engine.session import EngineSocket
-from .exceptions import (
-    AckTimeout,
-    ConnectError,
-    ConnectionRefused,
-    Disconnected,
-    Forbidden,
-    SockjetError,
-)
-from .socketio.adapter import Adapter, BroadcastOptions
-from .socketio.namespace import BroadcastOperator, Namespace
-from .socketio.socket import Handshake, Socket
+The public names are imported on first use, so that ``import sockjet`` costs almost nothing and
+a server never loads the client's HTTP stack, uvicorn or the command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .adapters.memory import InMemoryAdapter
+    from .bindings.runner import run, serve
+    from .client.client import AsyncClient, ClientNamespace
+    from .client.sync import Client
+    from .engine.cors import CORS, same_origin
+    from .engine.session import EngineSocket
+    from .exceptions import (
+        AckTimeout,
+        ConnectError,
+        ConnectionFailed,
+        ConnectionRefused,
+        DecodeError,
+        Disconnected,
+        Forbidden,
+        ProtocolError,
+        SockjetError,
+    )
+    from .server import EngineServer, Server
+    from .socketio.adapter import Adapter, BroadcastOptions
+    from .socketio.namespace import BroadcastOperator, Namespace
+    from .socketio.socket import Handshake, Socket
+
+__version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_WHERE = {
+    "Server": ".server",
+    "EngineServer": ".server",
+    "run": ".bindings.runner",
+    "serve": ".bindings.runner",
+    "AsyncClient": ".client.client",
+    "ClientNamespace": ".client.client",
+    "Client": ".client.sync",
+    "CORS": ".engine.cors",
+    "same_origin": ".engine.cors",
+    "EngineSocket": ".engine.session",
+    "InMemoryAdapter": ".adapters.memory",
+    "Adapter": ".socketio.adapter",
+    "BroadcastOptions": ".socketio.adapter",
+    "BroadcastOperator": ".socketio.namespace",
+    "Namespace": ".socketio.namespace",
+    "Handshake": ".socketio.socket",
+    "Socket": ".socketio.socket",
+    "SockjetError": ".exceptions",
+    "ProtocolError": ".exceptions",
+    "DecodeError": ".exceptions",
+    "Forbidden": ".exceptions",
+    "ConnectionRefused": ".exceptions",
+    "AckTimeout": ".exceptions",
+    "Disconnected": ".exceptions",
+    "ConnectError": ".exceptions",
+    "ConnectionFailed": ".exceptions",
+}
 
 __all__ = [
     "CORS",
@@ -29,7 +74,9 @@ __all__ = [
     "Client",
     "ClientNamespace",
     "ConnectError",
+    "ConnectionFailed",
     "ConnectionRefused",
+    "DecodeError",
     "Disconnected",
     "EngineServer",
     "EngineSocket",
@@ -37,6 +84,7 @@ __all__ = [
     "Handshake",
     "InMemoryAdapter",
     "Namespace",
+    "ProtocolError",
     "Server",
     "Socket",
     "SockjetError",
@@ -44,4 +92,16 @@ __all__ = [
     "same_origin",
     "serve",
 ]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sockjet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

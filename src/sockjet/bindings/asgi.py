@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..engine.interface import Response
-from ..engine.server import EngineServer, normalise_path
+from ..engine.server import Engine, normalise_path
 from ..exceptions import ClientGone, PayloadTooLarge
 
 log = logging.getLogger("sockjet.asgi")
@@ -167,7 +167,7 @@ class ASGIApp:
         path: str | None = None,
     ) -> None:
         self.server = server
-        self.engine: EngineServer = getattr(server, "engine", server)
+        self.engine: Engine = server.engine
         self.other_asgi_app = other_asgi_app
         self.path = normalise_path(path) if path is not None else self.engine.path
 

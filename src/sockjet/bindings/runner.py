@@ -1,29 +1,24 @@
 """The runners: the native binding for sockjet servers (the default), uvicorn with uvloop and
-httptools for ASGI apps; both shut sessions down cleanly on SIGINT/SIGTERM."""
+httptools for ASGI apps (:mod:`sockjet.bindings.uvicorn_runner`, imported only then); both shut
+sessions down cleanly on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import importlib
 import logging
 import socket
-from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
-
-from ..engine.interface import DEFAULT_HTTP_LIMITS
-from ..engine.server import EngineServer
-from .guards import watch_accept_failures
+from ..engine.server import Engine
 from .native import NativeServer
-from .uvicorn_protocols import HTTPProtocol, WebSocketProtocol
 
 log = logging.getLogger("sockjet.runner")
 
 
-def _has(module: str) -> bool:
+def has(module: str) -> bool:
+    """Whether ``module`` can be imported (optional accelerators: uvloop, httptools)."""
     try:
         importlib.import_module(module)
     except ImportError:
@@ -31,7 +26,7 @@ def _has(module: str) -> bool:
     return True
 
 
-def resolve(target: Any) -> tuple[Any, EngineServer | None]:
+def resolve(target: Any) -> tuple[Any, Engine | None]:
     """``(asgi_app, engine)`` for a server object (anything with ``asgi_app()``) or an ASGI app."""
     if hasattr(target, "asgi_app"):
         app = target.asgi_app()
@@ -41,86 +36,12 @@ def resolve(target: Any) -> tuple[Any, EngineServer | None]:
     raise TypeError(f"cannot serve {target!r}: expected a sockjet server or an ASGI application")
 
 
-class _RejectionNoise(logging.Filter):
-    """uvicorn's websockets-sansio protocol logs "ASGI callable returned without completing
-    handshake." after a handshake refused with an HTTP response (the ASGI
-    ``websocket.http.response`` extension), although the response was sent. sockjet refuses
-    every bad or unauthorised WebSocket that way, so the message would flood the logs under a
-    refused-origin storm; our app always completes the handshake one way or another."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "ASGI callable returned without completing handshake."
-
-
-_NOISE = _RejectionNoise()
-
-
-class _Server(uvicorn.Server):
-    """Closes Engine.IO sessions before uvicorn waits for connections to finish, so that pending
-    long-polls are answered at once instead of holding the shutdown for a ping interval."""
-
-    def __init__(self, config: uvicorn.Config, engine: EngineServer | None) -> None:
-        super().__init__(config)
-        self._engine = engine
-
-    async def startup(self, sockets: Any = None) -> None:
-        # asyncio reports every failed accept() (out of descriptors): logged once instead
-        watch_accept_failures(asyncio.get_running_loop())
-        await super().startup(sockets)
-
-    async def shutdown(self, sockets: Any = None) -> None:
-        if self._engine is not None:
-            await self._engine.shutdown()
-        await super().shutdown(sockets)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises a captured SIGINT/SIGTERM once its graceful shutdown is over, which
-        # kills the process with that signal (SIGINT: a KeyboardInterrupt traceback). The
-        # shutdown is complete by then: return normally instead (exit status 0).
-        with super().capture_signals():
-            try:
-                yield
-            finally:
-                self._captured_signals.clear()
-
-
-def config(
-    target: Any,
-    host: str = "127.0.0.1",
-    port: int = 3000,
-    **uvicorn_options: Any,
-) -> tuple[uvicorn.Config, EngineServer | None]:
-    app, engine = resolve(target)
-    limits = engine.http_limits if engine is not None else DEFAULT_HTTP_LIMITS
-    httptools = _has("httptools")
-    options: dict[str, Any] = {
-        "loop": "uvloop" if _has("uvloop") else "asyncio",
-        # uvicorn's protocols, held to sockjet's head limits and deadlines
-        "http": HTTPProtocol if httptools else "h11",
-        "ws": WebSocketProtocol,
-        "timeout_keep_alive": limits.keep_alive_timeout,
-        "lifespan": "auto",  # wrapped apps without lifespan support still start
-        "ws_ping_interval": None,  # Engine.IO has its own heartbeat
-        "ws_per_message_deflate": bool(engine and engine.per_message_deflate),
-        "log_level": "info",
-    }
-    if not httptools:
-        options["h11_max_incomplete_event_size"] = limits.max_header_size
-    if engine is not None:
-        options["ws_max_size"] = engine.max_http_buffer_size
-    options.update(uvicorn_options)
-    cfg = uvicorn.Config(app, host=host, port=port, **options)  # configures uvicorn's loggers
-    logging.getLogger("uvicorn.error").addFilter(_NOISE)
-    return cfg, engine
-
-
 def use_native(target: Any, runner: str = "auto", **uvicorn_options: Any) -> bool:
     """Whether ``target`` runs on the native binding: sockjet servers do by default; wrapped
     ASGI apps and uvicorn-only options (TLS files, proxy headers...) need uvicorn."""
     if runner not in ("auto", "native", "uvicorn"):
         raise ValueError("runner must be 'auto', 'native' or 'uvicorn'")
-    is_server = hasattr(target, "asgi_app")  # a sockjet Server or EngineServer
+    is_server = hasattr(target, "asgi_app")  # a sockjet Server or Engine
     if runner == "native":
         if not is_server:
             raise TypeError("the native runner serves sockjet servers; use runner='uvicorn' "
@@ -176,13 +97,15 @@ def run(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
     """
     tune_gc()
     if use_native(target, runner, **uvicorn_options):
-        _configure_logging(uvicorn_options.get("log_level", "info"))
+        configure_logging(uvicorn_options.get("log_level", "info"))
         server = NativeServer(target, host, port, sockets)
         with asyncio.Runner(loop_factory=_native_loop()) as loop_runner:
             loop_runner.run(server.serve())
         return
+    from .uvicorn_runner import UvicornServer, config
+
     cfg, engine = config(target, host, port, **uvicorn_options)
-    _Server(cfg, engine).run(sockets=sockets)
+    UvicornServer(cfg, engine).run(sockets=sockets)
 
 
 async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
@@ -192,8 +115,10 @@ async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
     if use_native(target, runner, **uvicorn_options):
         await NativeServer(target, host, port, sockets).serve()
         return
+    from .uvicorn_runner import UvicornServer, config
+
     cfg, engine = config(target, host, port, **uvicorn_options)
-    server = _Server(cfg, engine)
+    server = UvicornServer(cfg, engine)
     serving = asyncio.ensure_future(server.serve(sockets=sockets))
     try:
         await asyncio.shield(serving)
@@ -205,7 +130,8 @@ async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
         raise
 
 
-def _configure_logging(level: str) -> None:
+def configure_logging(level: str) -> None:
+    """What the native runner logs: sockjet's loggers at ``level`` (uvicorn has its own)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sockjet").setLevel(level.upper() if level != "trace" else logging.DEBUG)

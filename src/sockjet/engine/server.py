@@ -53,8 +53,9 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-class EngineServer:
-    """Engine.IO protocols 3 and 4 on one endpoint.
+class Engine:
+    """The Engine.IO server: protocols 3 and 4 on one endpoint (``sockjet.EngineServer`` is this
+    plus ``asgi_app()``; ``sockjet.Server`` runs one as its ``engine``).
 
     Times are in seconds (fractions allowed); the handshake advertises them in milliseconds.
     """
@@ -133,6 +134,12 @@ class EngineServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def engine(self) -> Engine:
+        """This engine: a binding serves ``target.engine`` whether it is given an engine or a
+        Socket.IO server."""
+        return self
 
     # -- application hooks ----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from .interface import (
 )
 
 if TYPE_CHECKING:
-    from .server import EngineServer
+    from .server import Engine
 
 log = logging.getLogger("sockjet.engine")
 
@@ -92,7 +92,7 @@ class EngineSocket:
 
     def __init__(
         self,
-        server: EngineServer,
+        server: Engine,
         sid: str,
         protocol: int,
         request: RequestInfo,

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..codecs import socketio as sio
-from ..engine.server import EngineServer, new_sid
+from ..engine.server import Engine, new_sid
 from ..engine.session import EngineSocket
 from ..exceptions import ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, BroadcastOperator, Handler, Namespace, ParentNamespace
@@ -141,7 +141,7 @@ class SocketServer:
             raise TypeError("adapter must be a factory: adapter(namespace) -> Adapter")
         if not isinstance(connect_timeout, int | float) or connect_timeout <= 0:
             raise ValueError("connect_timeout must be a positive number of seconds")
-        self.engine = EngineServer(path=path, **engine_options)
+        self.engine = Engine(path=path, **engine_options)
         self.engine.on("connection", self._on_engine_connection)
         self.connect_timeout = float(connect_timeout)
         #: remove a dynamic child namespace once it has no sockets (Node: off by default)

@@ -10,7 +10,7 @@ import signal
 import socket
 from typing import Any
 
-from ...engine.server import EngineServer
+from ...engine.server import Engine
 from ..guards import Sweeper, descriptors, watch_accept_failures
 from .http import HTTPConnection
 
@@ -23,7 +23,7 @@ class NativeServer:
     def __init__(self, target: Any, host: str = "127.0.0.1", port: int = 3000,
                  sockets: list[socket.socket] | None = None, backlog: int = 2048) -> None:
         self.target = target
-        self.engine: EngineServer = getattr(target, "engine", target)
+        self.engine: Engine = target.engine
         self.path = self.engine.path
         self.host, self.port, self.sockets, self.backlog = host, port, sockets, backlog
         self.connections: set[HTTPConnection] = set()

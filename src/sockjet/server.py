@@ -1,19 +1,19 @@
-"""The public server classes: the layered cores plus what only the top layer may add (the ASGI
-app, the default in-memory adapter)."""
+"""The public server classes: the layers' servers plus what only this top may add, the ASGI app
+(a binding) and the default in-memory adapter."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..adapters.memory import InMemoryAdapter
-from ..engine import server as engine_server
-from ..socketio import server as socketio_server
-from ..socketio.namespace import AdapterFactory
-from .asgi import ASGIApp, ASGIApplication
+from .adapters.memory import InMemoryAdapter
+from .bindings.asgi import ASGIApp, ASGIApplication
+from .engine.server import Engine
+from .socketio.namespace import AdapterFactory
+from .socketio.server import SocketServer
 
 
-class EngineServer(engine_server.EngineServer):
-    """A bare Engine.IO server (see :class:`sockjet.engine.server.EngineServer` for options)."""
+class EngineServer(Engine):
+    """A bare Engine.IO server (every option as a keyword: see the configuration reference)."""
 
     def asgi_app(self, other_asgi_app: ASGIApplication | None = None,
                  path: str | None = None) -> ASGIApp:
@@ -21,9 +21,10 @@ class EngineServer(engine_server.EngineServer):
         return ASGIApp(self, other_asgi_app, path=path)
 
 
-class Server(socketio_server.SocketServer):
+class Server(SocketServer):
     """The Socket.IO server. Every option is a keyword: Socket.IO ones (``adapter``,
-    ``connect_timeout``, ``path``) and all Engine.IO options (``ping_interval``, ...)."""
+    ``connect_timeout``, ``cleanup_empty_child_namespaces``, ``path``) and all Engine.IO ones
+    (``ping_interval``, ...)."""
 
     def __init__(self, *, adapter: AdapterFactory = InMemoryAdapter, **options: Any) -> None:
         super().__init__(adapter=adapter, **options)

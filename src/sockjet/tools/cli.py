@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from . import runner
+from ..bindings import runner
 
 _APP_ENV = "SOCKJET_APP"
 
@@ -109,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         os.environ[_APP_ENV] = args.target
-        cfg, _ = runner.config(app, args.host, args.port, log_level=args.log_level)
-        uvicorn.run("sockjet.bindings.cli:worker_app", factory=True, host=args.host,
+        from ..bindings.uvicorn_runner import config
+
+        cfg, _ = config(app, args.host, args.port, log_level=args.log_level)
+        uvicorn.run("sockjet.tools.cli:worker_app", factory=True, host=args.host,
                     port=args.port, workers=args.workers, loop=cfg.loop, http=cfg.http,
                     ws=cfg.ws, ws_ping_interval=None, ws_max_size=cfg.ws_max_size,
                     ws_per_message_deflate=cfg.ws_per_message_deflate,

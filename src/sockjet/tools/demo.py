@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .servers import Server
+from ..server import Server
 
 HISTORY = 50
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")

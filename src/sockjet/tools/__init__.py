@@ -1,0 +1,1 @@
+"""Tools built on sockjet: the command line, the browser-eye doctor, the chat demo."""
