@@ -260,14 +260,15 @@ def main() -> None:
     parser.add_argument("--servers", default="sockjet,python-socketio,"
                         "python-socketio-nodeflate,node")
     parser.add_argument("--out", default=str(HERE / "results" / "latest"))
-    parser.add_argument("--baseline", metavar="REV",
-                        help="also run sockjet as of this git revision (before/after in one run)")
+    parser.add_argument("--baseline", metavar="REV[,REV...]",
+                        help="also run sockjet as of these git revisions (before/after in one "
+                        "run)")
     args = parser.parse_args()
     keys = [k for k in args.scenarios.split(",") if k]
     servers = [s for s in args.servers.split(",") if s]
     with contextlib.ExitStack() as stack:
-        if args.baseline:
-            servers.insert(1, stack.enter_context(baseline_server(args.baseline)))
+        for position, rev in enumerate(r for r in (args.baseline or "").split(",") if r):
+            servers.insert(1 + position, stack.enter_context(baseline_server(rev)))
         measure(args, keys, servers)
 
 

@@ -11,7 +11,7 @@ engine = sockjet.EngineServer(ping_interval=25, ping_timeout=20)
 
 @engine.on("connection")
 def connection(socket: sockjet.EngineSocket) -> None:
-    print("open", socket.sid, "protocol", socket.protocol, "over", socket.transport)
+    print("open", socket.sid, "protocol", socket.engine_protocol, "over", socket.transport)
     socket.on("message", socket.send)
     socket.on("upgrade", lambda: print("upgraded", socket.sid))
     socket.on("close", lambda reason: print("close", socket.sid, reason))

@@ -23,6 +23,7 @@ fi
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
+.venv/bin/python -m mypy  # --strict on the package (pyproject.toml [tool.mypy])
 # One run: what depends on the binding runs on both (native runner, ASGI app on uvicorn), the
 # rest once; branch coverage is measured and, for a whole run, checked per core layer.
 .venv/bin/python -m pytest --cov --cov-report= "$@"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sockjet.engine.interface import Response
+from sockjet.engine.transport import Response
 from sockjet.exceptions import PayloadTooLarge
 
 
@@ -33,6 +33,9 @@ class InProcRequest:
 
 
 class InProcWebSocket:
+    """Frames the engine writes wait in ``outbox`` until the test takes them: their bytes are
+    the connection's backlog, as unsent data is on a real binding."""
+
     def __init__(self, query: dict[str, str]) -> None:
         self.method = "GET"
         self.path = "/socket.io/"
@@ -46,6 +49,7 @@ class InProcWebSocket:
         self.rejected: tuple[int, bytes] | None = None
         self.closed = False
         self.close_code: int | None = None  # no size limit here: the engine's own checks run
+        self.unread = 0  # bytes in the outbox
 
     async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
         pass
@@ -56,12 +60,17 @@ class InProcWebSocket:
     async def receive(self) -> str | bytes | None:
         return await self.inbox.get()
 
-    async def send(self, data: str | bytes) -> None:
+    def write(self, frames: list[str | bytes]) -> None:
         if self.closed:
-            raise ConnectionError("closed")
-        self.outbox.put_nowait(data)
+            return
+        for data in frames:
+            self.unread += len(data.encode() if isinstance(data, str) else data)
+            self.outbox.put_nowait(data)
 
-    async def close(self, code: int = 1000) -> None:
+    def backlog(self) -> int:
+        return self.unread
+
+    def close(self, code: int = 1000) -> None:
         if not self.closed:
             self.closed = True
             self.close_code = code
@@ -76,13 +85,18 @@ class InProcWebSocket:
         self.inbox.put_nowait(None)
 
     async def next(self, timeout: float = 2) -> str | bytes | None:
-        return await asyncio.wait_for(self.outbox.get(), timeout)
+        return self._taken(await asyncio.wait_for(self.outbox.get(), timeout))
 
     def drain(self) -> list[str | bytes | None]:
         out = []
         while not self.outbox.empty():
-            out.append(self.outbox.get_nowait())
+            out.append(self._taken(self.outbox.get_nowait()))
         return out
+
+    def _taken(self, data: str | bytes | None) -> str | bytes | None:
+        if data is not None:
+            self.unread -= len(data.encode() if isinstance(data, str) else data)
+        return data
 
 
 async def get(engine: Any, query: dict[str, str]) -> Response:

@@ -246,6 +246,33 @@ def test_v3_lone_surrogate_in_body_is_a_decode_error():
         eio.decode_payload("2:4\ud800", 3)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x:40",
+        "2x:40",
+        "A:40",  # a letter, above the digits in ASCII
+        ";:4helloworld",  # ";" - "0" == 11 would fit the body exactly
+        "/2:40",  # just below "0"
+        "\u0131:4",  # U+0131: low byte 0x31 ("1"), high byte 0x01 (non-ASCII path)
+        "1\u0130:4€",
+    ],
+)
+def test_v3_text_payload_length_must_be_ascii_digits(body):
+    with pytest.raises(DecodeError, match="non-numeric payload length"):
+        eio.decode_payload(body, 3)
+
+
+def test_v3_text_payload_length_digit_limit():
+    # up to 11 length digits (leading zeros included) are read, a 12th is refused
+    assert eio.decode_payload("0" * 10 + "2:40", 3) == [(MESSAGE, "0")]
+    assert eio.decode_payload("0" * 10 + "2:4€", 3) == [(MESSAGE, "€")]
+    with pytest.raises(DecodeError, match="non-numeric payload length"):
+        eio.decode_payload("0" * 11 + "2:40", 3)
+    with pytest.raises(DecodeError, match="non-numeric payload length"):
+        eio.decode_payload("0" * 11 + "2:4€", 3)
+
+
 # -- v3 XHR2 binary payloads (§3.6) -------------------------------------------------------------
 
 
@@ -342,6 +369,42 @@ def test_v3_binary_payload_decode_errors(hexbody):
         eio.decode_payload(body, 3)
     with pytest.raises(DecodeError):
         eio.decode_binary_payload(body)
+
+
+@pytest.mark.parametrize("kind", [2, 3, 0xFE, 0xFF])
+def test_v3_binary_payload_record_kind_is_0_or_1(kind):
+    with pytest.raises(DecodeError, match="bad record kind in binary payload"):
+        eio.decode_binary_payload(bytes([kind, 1, 0xFF, MESSAGE]))
+
+
+def test_v3_binary_payload_length_digit_limit():
+    # up to 11 length digits (leading zeros included) are read, a 12th is refused
+    assert eio.decode_binary_payload(b"\x01" + bytes(10) + b"\x02\xff\x04x") == [(MESSAGE, b"x")]
+    assert eio.decode_binary_payload(b"\x00" + bytes(10) + b"\x02\xff4x") == [(MESSAGE, "x")]
+    for kind, record in ((b"\x01", b"\x04x"), (b"\x00", b"4x")):
+        with pytest.raises(DecodeError, match="bad length in binary payload"):
+            eio.decode_binary_payload(kind + bytes(11) + b"\x02\xff" + record)
+
+
+@pytest.mark.parametrize("digit", [10, 11, 0x30, 0xFE])
+def test_v3_binary_payload_length_digits_are_0_to_9(digit):
+    # each record is exactly as long as the bad byte read as a digit would say
+    with pytest.raises(DecodeError, match="bad length in binary payload"):
+        eio.decode_binary_payload(bytes([0, digit, 0xFF]) + b"4" * digit)
+    with pytest.raises(DecodeError, match="bad length in binary payload"):
+        eio.decode_binary_payload(bytes([1, digit, 0xFF]) + b"\x04" * digit)
+
+
+@pytest.mark.parametrize("hexbody", ["00 00 ff", "01 00 ff", "01 00 00 ff", "00 01 ff 34 01 00 ff"])
+def test_v3_binary_payload_zero_length_record(hexbody):
+    with pytest.raises(DecodeError, match="bad length in binary payload"):
+        eio.decode_binary_payload(bytes.fromhex(hexbody))
+
+
+def test_v3_binary_payload_string_record_with_v3_base64_packet():
+    # a string record is a v3 text packet, so ``b<type><base64>`` (engine.io-parser decodePacket)
+    body = b"\x00\x06\xffb4AQI=" + b"\x00\x06\xffb2/w==" + b"\x00\x02\xffb6"
+    assert eio.decode_binary_payload(body) == [(MESSAGE, b"\x01\x02"), (PING, b"\xff"), (NOOP, b"")]
 
 
 def test_binary_payload_rejected_in_v4():
@@ -526,6 +589,14 @@ def test_jsonp_unwrap_handles_escaped_separators():
     assert eio.jsonp_unwrap('___eio[1]("\\u2028\\u2029\\n\\"");') == ("1", '\u2028\u2029\n"')
 
 
+def test_jsonp_unwrap_allows_whitespace_and_newlines_around_the_string():
+    assert eio.jsonp_unwrap('___eio[3](\n"4hi"\n);') == ("3", "4hi")
+    assert eio.jsonp_unwrap('___eio[3]( \r\n\t"4hi" );') == ("3", "4hi")
+    # a raw newline inside the string literal is a bad string, not a bad response
+    with pytest.raises(DecodeError, match="bad JSONP string"):
+        eio.jsonp_unwrap('___eio[0]("a\nb");')
+
+
 def test_jsonp_escape_and_unescape():
     # a real newline becomes backslash-n; a literal backslash-n becomes backslash-backslash-n
     assert eio.jsonp_escape("a\nb") == "a\\nb"
@@ -561,6 +632,13 @@ def test_decode_jsonp_form_plain():
     assert eio.decode_jsonp_form(b"x=1&d=1%3A2&d=ignored") == "1:2"
     assert eio.decode_jsonp_form(b"d=") == ""
     assert eio.decode_jsonp_form(("d=" + quote("3:4\\n")).encode()) == "3:4\n"
+
+
+def test_decode_jsonp_form_tolerates_empty_and_valueless_fields():
+    assert eio.decode_jsonp_form(b"d=1%3A6&") == "1:6"
+    assert eio.decode_jsonp_form(b"&&d=1%3A6") == "1:6"
+    assert eio.decode_jsonp_form(b"flag&d=1%3A6") == "1:6"
+    assert eio.decode_jsonp_form(b"d") == ""
 
 
 @pytest.mark.parametrize(

@@ -422,7 +422,7 @@ def test_decode_text_reports_attachment_count():
 
 
 def test_decoder_default_protocol_is_5():
-    assert Decoder().protocol == 5
+    assert Decoder().socketio_protocol == 5
     with pytest.raises(DecodeError, match="reserved"):
         Decoder().feed('2["connect"]')
 

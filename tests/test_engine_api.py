@@ -249,7 +249,7 @@ async def test_a_closed_session_is_not_writable() -> None:
 async def test_a_ping_that_overflows_the_queue_closes_and_keeps_nothing_alive() -> None:
     # the ping is the packet over queue_limit: the session closes ("transport error") and no
     # ping-timeout timer is left holding the closed session for ping_timeout seconds
-    engine = EngineServer(ping_interval=0.05, ping_timeout=60, queue_high_water=1, queue_limit=1)
+    engine = EngineServer(ping_interval=0.05, ping_timeout=60, queue_high_water=1, queue_limit=7)
     sockets: list[EngineSocket] = []
     reasons: list[str] = []
 
@@ -260,7 +260,8 @@ async def test_a_ping_that_overflows_the_queue_closes_and_keeps_nothing_alive() 
 
     await get(engine, pq())  # carries the open packet: nothing is left queued
     ref = weakref.ref(sockets[0])
-    assert sockets.pop().send("unread")  # one packet queued: at the limit, not over it
+    # "4unread": 7 bytes queued, at the limit, not over it; the ping's "2" is one byte too many
+    assert sockets.pop().send("unread")
     await eventually(lambda: reasons)
     assert reasons == ["transport error"] and engine.sessions == {}
     gc.collect()

@@ -241,7 +241,7 @@ async def test_jsonp_round_trip_protocol3() -> None:
         sid = info["sid"]
         assert info["upgrades"] == ["websocket"]
         assert (info["pingInterval"], info["pingTimeout"]) == (25000, 20000)
-        assert rec.sockets[sid].protocol == 3
+        assert rec.sockets[sid].engine_protocol == 3
         session = f"{url}/engine.io/?EIO=3&transport=polling&j=0&sid={sid}"
 
         # client -> server: form POST, escaped like engine.io-client 3 does before posting

@@ -538,7 +538,7 @@ async def test_sessions_and_timers_freed() -> None:
     gc.collect()
     # a timer left armed (heartbeat, close wait) would hold its session: none is
     assert [r() for r in refs] == [None] * 5
-    assert not rec.engine._tasks
+    assert not rec.engine.invoker.tasks
 
 
 async def test_curl_troubleshooting_output(tmp_path: Any) -> None:

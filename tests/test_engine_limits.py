@@ -71,7 +71,8 @@ async def _stalled_client(url: str, recv_buffer: int = 4096) -> RawConnection:
 
 @pytest.mark.parametrize("binding", ["native", "asgi"], indirect=True)
 async def test_volatile_packets_dropped_for_a_client_that_does_not_read(binding: str) -> None:
-    # native: unsent KiB above queue_high_water; ASGI: queued packets above it
+    # unsent bytes above queue_high_water, on both bindings (native: what the kernel has not
+    # taken; ASGI: what the server has not sent yet)
     engine = EngineServer(queue_high_water=16)
     sockets: list[EngineSocket] = []
     engine.on("connection", sockets.append)

@@ -145,7 +145,7 @@ async def test_reprs_and_properties_describe_sockets_and_namespaces() -> None:
         assert repr(socket) == f"<Socket {sid!r} nsp='/chat' connected=True>"
         assert repr(chat) == "<Namespace '/chat' sockets=1>"
         assert repr(dynamic) == f"<ParentNamespace {dynamic.matcher!r} children=1>"
-        assert (socket.protocol, socket.transport) == (5, "websocket")
+        assert (socket.socketio_protocol, socket.transport) == (5, "websocket")
         socket.disconnect()
         assert repr(socket) == f"<Socket {sid!r} nsp='/chat' connected=False>"
         assert repr(chat) == "<Namespace '/chat' sockets=0>"
@@ -581,6 +581,40 @@ async def test_handlers_of_one_event_run_in_registration_order() -> None:
         assert calls == [("first", 1), ("second", 1), ("third", 1)]
 
 
+async def test_a_failing_later_handler_is_logged_and_the_others_still_run(
+        caplog: pytest.LogCaptureFixture) -> None:
+    io = sockjet.Server()
+    app = Recorder(io.sockets)
+    calls: list[str] = []
+
+    def sync_boom(n: int) -> None:
+        raise RuntimeError("sync boom")
+
+    async def async_boom(n: int) -> None:
+        await asyncio.sleep(0)
+        raise KeyError("async boom")
+
+    async def last(n: int) -> None:
+        await asyncio.sleep(0)
+        calls.append(f"last {n}")
+
+    caplog.set_level(logging.ERROR, logger="sockjet")
+    async with InProc(io) as clients:
+        ws, sid = await clients.connected()
+        socket = app.sockets["/"]
+        for fn in (lambda n: n * 2, sync_boom, async_boom, last):
+            socket.on("e", fn)
+        ws.client_send('421["e",21]')
+        assert await ws.next() == "431[42]"  # the first handler's value is the ack
+        await eventually(lambda: calls == ["last 21"] and len(errors(caplog)) == 2)
+        failures = errors(caplog)
+        assert [type(r.exc_info[1]) if r.exc_info else None for r in failures] == [
+            RuntimeError, KeyError]
+        for record in failures:  # each says which event of which socket failed
+            assert record.name == "sockjet.socketio"
+            assert record.getMessage() == f"error in handler for 'e' on {sid}"
+
+
 async def test_handler_return_values_become_the_ack_arguments() -> None:
     io = sockjet.Server()
 
@@ -641,7 +675,7 @@ async def test_handler_failures_are_logged_and_answer_no_ack(
         await sync(ws)  # neither failing handler answered
         failures = errors(caplog)
         assert [(r.name, type(r.exc_info[1]) if r.exc_info else None) for r in failures] == [
-            ("sockjet.socketio", RuntimeError), ("sockjet.engine", KeyError)]
+            ("sockjet.socketio", RuntimeError), ("sockjet.socketio", KeyError)]
         assert "'boom'" in failures[0].getMessage()
 
 
@@ -722,7 +756,7 @@ async def test_an_ack_timeout_forgets_only_its_own_callback() -> None:
         assert await ws.next() == '420["first"]'
         assert await ws.next() == '421["second"]'
         # the timed-out ack is no longer waited for (nothing kept for it); the other one is
-        assert list(socket._acks) == [0]
+        assert list(socket.acks) == [0]
         ws.client_send('431["too late"]')
         ws.client_send('430["on time"]')
         await eventually(lambda: first)

@@ -157,7 +157,8 @@ async def test_no_leaks_after_10000_connect_disconnect_cycles() -> None:
             ws.client_send("42garbage")
             await task
 
-    await eventually(lambda: not io.engine.sessions and not io.engine._tasks)
+    await eventually(lambda: not io.engine.sessions and not io.engine.invoker.tasks
+                     and not io.invoker.tasks)
     for nsp in (io.sockets, chat):
         assert nsp.sockets == {}
         assert nsp.adapter.rooms == {}  # type: ignore[attr-defined]
@@ -181,7 +182,8 @@ async def test_emit_threadsafe_from_another_thread() -> None:
 
 
 async def test_volatile_dropped_when_queue_full_and_hard_limit_closes() -> None:
-    io = sockjet.Server(queue_high_water=3, queue_limit=10)
+    # each '42["keep",i]' is 12 bytes queued: ten of them reach queue_limit exactly
+    io = sockjet.Server(queue_high_water=36, queue_limit=120)
     sid = await open_polling(io, 4)  # no poll pending: nothing is writable
     socket = next(iter(io.sockets.sockets.values()))
     assert socket.volatile.emit("v", 1) is False

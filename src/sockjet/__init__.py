@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     )
     from .server import EngineServer, Server
     from .socketio.adapter import Adapter, BroadcastOptions
-    from .socketio.namespace import BroadcastOperator, Namespace
+    from .socketio.namespace import Namespace
+    from .socketio.operator import BroadcastOperator
     from .socketio.socket import Handshake, Socket
 
 __version__ = "0.1.0"
@@ -49,7 +50,7 @@ _WHERE = {
     "InMemoryAdapter": ".adapters.memory",
     "Adapter": ".socketio.adapter",
     "BroadcastOptions": ".socketio.adapter",
-    "BroadcastOperator": ".socketio.namespace",
+    "BroadcastOperator": ".socketio.operator",
     "Namespace": ".socketio.namespace",
     "Handshake": ".socketio.socket",
     "Socket": ".socketio.socket",

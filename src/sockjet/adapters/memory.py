@@ -108,11 +108,11 @@ class InMemoryAdapter(Adapter):
         sent: list[str] = []
         for socket in targets:
             sid = socket.id
-            socket._acks[ack_id] = lambda *args, sid=sid: on_ack(sid, list(args))
+            socket.acks.add(ack_id, lambda *args, sid=sid: on_ack(sid, list(args)))
             if socket.conn.engine.send_prepared(prepared, opts.volatile):
                 sent.append(sid)
             else:
-                socket._acks.pop(ack_id, None)
+                socket.acks.discard(ack_id)
         return sent
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..engine.interface import Response
+from ..engine.refusals import error_response
 from ..engine.server import Engine, normalise_path
+from ..engine.transport import Response
 from ..exceptions import ClientGone, PayloadTooLarge
 
 log = logging.getLogger("sockjet.asgi")
@@ -56,7 +58,7 @@ class _Request:
         # WebSocket scopes say ws/wss: expose the HTTP scheme so origin checks compare alike
         self.scheme: str = _HTTP_SCHEME.get(scope.get("scheme", "http"), "http")
         client = scope.get("client")
-        self.client: tuple[str, int] | None = tuple(client) if client else None  # type: ignore[assignment]
+        self.client: tuple[str, int] | None = (client[0], client[1]) if client else None
         self._receive = receive
 
 
@@ -87,13 +89,30 @@ class ASGIHTTPRequest(_Request):
 
 
 class ASGIWebSocket(_Request):
-    __slots__ = ("_closed", "_http_response", "_send")
+    """The engine's WebSocket connection over ASGI events.
+
+    ASGI sends are awaitable, the engine's writes are not: written frames wait in a queue. Those
+    written while the engine handles a received message (its replies) are sent by the reader
+    itself when it asks for the next message; the others (broadcasts, a handler's task) by a
+    writer task started on the first of them. :meth:`backlog` is the bytes in that queue.
+    """
+
+    __slots__ = ("_close_code", "_closed", "_http_response", "_queue", "_queued", "_replying",
+                 "_send", "_send_failed", "_wake", "_writer", "_writing")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(scope, receive)
         self._send = send
-        self._closed = False
+        self._closed = False  # nothing more is received
+        self._send_failed = False  # the peer went away: nothing more can be sent
         self._http_response = "websocket.http.response" in scope.get("extensions", {})
+        self._queue: deque[str | bytes] = deque()
+        self._queued = 0  # bytes in the queue
+        self._writing = False  # a coroutine is sending the queue
+        self._replying = True  # the engine is between two receive() calls
+        self._close_code: int | None = None  # close() was called: sent once the queue is
+        self._writer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
 
     async def _connect(self) -> bool:
         message = await self._receive()
@@ -114,6 +133,7 @@ class ASGIWebSocket(_Request):
         if not await self._connect():
             return
         self._closed = True
+        self._close_code = 1008
         if self._http_response:
             await self._send(
                 {
@@ -131,30 +151,96 @@ class ASGIWebSocket(_Request):
             await self._send({"type": "websocket.close", "code": 1008})
 
     async def receive(self) -> str | bytes | None:
+        if self._queue and not self._writing:  # the replies to the last message
+            await self._flush()
+        self._replying = False
         if self._closed:
             return None
         message = await self._receive()
-        kind = message["type"]
-        if kind == "websocket.receive":
-            text = message.get("text")
-            return text if text is not None else message.get("bytes", b"")
+        self._replying = True
+        if message["type"] == "websocket.receive":
+            text: str | None = message.get("text")
+            if text is not None:
+                return text
+            data: bytes = message.get("bytes", b"")
+            return data
         self._closed = True
         return None
 
-    async def send(self, data: str | bytes) -> None:
-        if isinstance(data, str):
-            await self._send({"type": "websocket.send", "text": data})
-        else:
-            await self._send({"type": "websocket.send", "bytes": data})
-
-    async def close(self, code: int = 1000) -> None:
-        if self._closed:
+    def write(self, frames: list[str | bytes]) -> None:
+        if self._close_code is not None or self._send_failed:
             return
+        queue = self._queue
+        for data in frames:
+            queue.append(data)
+            self._queued += _size(data)
+        if not self._replying and not self._writing:
+            self._wake_writer()
+
+    def backlog(self) -> int:
+        return self._queued
+
+    def close(self, code: int = 1000) -> None:
+        if self._close_code is not None:
+            return
+        self._close_code = code
         self._closed = True
+        self._wake_writer()
+
+    async def wait_closed(self) -> None:
+        """Return once what was written and the close have been sent (the ASGI app must not
+        return before: the server would close the connection under the writer)."""
+        writer = self._writer
+        if writer is not None:
+            await writer
+
+    def _wake_writer(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.ensure_future(self._write_loop())
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._queue and not self._writing:
+                await self._flush()
+            if self._close_code is not None and not self._queue:
+                break
+            self._wake = loop.create_future()
+            await self._wake
+            self._wake = None
         try:
-            await self._send({"type": "websocket.close", "code": code})
+            await self._send({"type": "websocket.close", "code": self._close_code})
         except Exception:  # already gone: nothing left to close
             pass
+
+    async def _flush(self) -> None:
+        queue = self._queue
+        self._writing = True
+        try:
+            while queue:
+                data = queue.popleft()
+                self._queued -= _size(data)
+                if isinstance(data, str):
+                    await self._send({"type": "websocket.send", "text": data})
+                else:
+                    await self._send({"type": "websocket.send", "bytes": data})
+        except Exception:  # the peer went away mid-write: nothing more can be sent (what it
+            queue.clear()   # sent before going is still received)
+            self._queued = 0
+            self._send_failed = True
+        finally:
+            self._writing = False
+        if self._close_code is not None and self._writer is not None:
+            self._wake_writer()  # the close waits for the queue
+
+
+def _size(data: str | bytes) -> int:
+    """Bytes on the wire (UTF-8 for text)."""
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
 
 
 class ASGIApp:
@@ -196,7 +282,7 @@ class ASGIApp:
         try:
             request = ASGIHTTPRequest(scope, receive)
         except (UnicodeDecodeError, ValueError):
-            return await _write(send, self.engine.error_response(3))
+            return await _write(send, error_response(3))
         response = await self.engine.handle_request(request)
         if response is None:  # OPTIONS left to the application (handle_preflight_request=False)
             if self.other_asgi_app is not None:
@@ -211,7 +297,11 @@ class ASGIApp:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
-        await self.engine.handle_websocket(ws)
+        try:
+            await self.engine.handle_websocket(ws)
+        finally:
+            ws.close()
+            await ws.wait_closed()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         engine = self.engine

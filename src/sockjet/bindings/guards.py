@@ -14,7 +14,7 @@ import weakref
 from http import HTTPStatus
 from typing import Any
 
-from ..engine.interface import HTTPLimits
+from ..engine.transport import HTTPLimits
 from ..exceptions import RequestRefused
 
 log = logging.getLogger("sockjet.server")

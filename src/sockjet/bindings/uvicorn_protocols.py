@@ -24,8 +24,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import CloseCode
 
-from ..engine.interface import DEFAULT_HTTP_LIMITS, HTTPLimits
 from ..engine.notices import peer_mistake
+from ..engine.transport import DEFAULT_HTTP_LIMITS, HTTPLimits
 from ..exceptions import RequestRefused
 from .guards import (
     GuardedConnection,

@@ -11,8 +11,8 @@ from typing import Any
 
 import uvicorn
 
-from ..engine.interface import DEFAULT_HTTP_LIMITS
 from ..engine.server import Engine
+from ..engine.transport import DEFAULT_HTTP_LIMITS
 from .guards import watch_accept_failures
 from .runner import has, resolve
 from .uvicorn_protocols import HTTPProtocol, WebSocketProtocol

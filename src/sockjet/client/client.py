@@ -4,30 +4,32 @@ backoff and jitter, buffering while disconnected, connection state recovery."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, overload
 from urllib.parse import urlencode, urlsplit
 
 from ..codecs import socketio as sio
-from ..exceptions import AckTimeout, ConnectError, DecodeError
-from ..socketio.socket import AckWaiter
+from ..engine.handlers import H, Handler, Handlers, HasHandlers, Invoker
+from ..exceptions import ConnectError, DecodeError
+from ..socketio.acks import Acks, AckWaiter, ack_args
 from .engine import EngineClient
 
 log = logging.getLogger("sockjet.client")
 
-Handler = Callable[..., Any]
-_LOCAL_EVENTS = frozenset({"connect", "connect_error", "disconnect"})
 _MANAGER_EVENTS = frozenset({"reconnect_attempt", "reconnect", "reconnect_error",
                              "reconnect_failed"})
 
 
+class ClientNamespace(HasHandlers):
+    """One namespace of a client: its own handlers, id, auth, emits and acks.
 
-
-class ClientNamespace:
-    """One namespace of a client: its own handlers, id, auth, emits and acks."""
+    ``on(event, handler)`` (a decorator too): server events get their arguments and the
+    handler's return value is the ack; ``connect()``, ``disconnect(reason)`` and
+    ``connect_error(error)`` tell the namespace's state.
+    """
 
     def __init__(self, client: AsyncClient, name: str, auth: Any) -> None:
         self.client = client
@@ -38,9 +40,10 @@ class ClientNamespace:
         self.connected = False
         #: True when the last connection restored the previous session (state recovery)
         self.recovered = False
-        self._handlers: dict[str, list[Handler]] = {}
+        self.handlers = Handlers()
+        #: the callbacks waiting for the server's acks
+        self.acks = Acks()
         self._any: list[Handler] = []
-        self._acks: dict[int, Callable[..., Any]] = {}
         self._ack_ids = 0
         self._buffer: list[tuple[str, list[bytes]]] = []
         self._pid: str | None = None
@@ -55,33 +58,22 @@ class ClientNamespace:
 
     # -- handlers -------------------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register a handler (decorator too): server events get their arguments and the return
-        value is the ack; ``connect()``, ``disconnect(reason)``, ``connect_error(error)``."""
-
-        def register(fn: Handler) -> Handler:
-            self._handlers.setdefault(event, []).append(fn)
-            return fn
-
-        return register(handler) if handler is not None else register
-
     def on_any(self, handler: Handler) -> Handler:
+        """``handler(event, *args)`` for every event from the server, before its handlers."""
         self._any.append(handler)
         return handler
 
-    def _fire(self, event: str, *args: Any) -> Any:
-        result = None
-        for index, fn in enumerate(tuple(self._handlers.get(event, ()))):
-            value = self.client._call(fn, *args)
-            if index == 0:
-                result = value
-        return result
+    def _fire(self, event: str, *args: Any) -> None:
+        self.client.invoker.emit(self.handlers, event, *args)
 
     # -- sending --------------------------------------------------------------------------------
 
     def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
         """Send an event; buffered while disconnected (unless ``buffer_while_disconnected`` is
         off). ``callback(*ack_args)`` runs when the server acknowledges."""
+        self._emit(event, args, callback)
+
+    def _emit(self, event: str, args: tuple[Any, ...], callback: Handler | None) -> int | None:
         if not isinstance(event, str):
             raise TypeError("event name must be a string")
         if event in sio.RESERVED_EVENTS:
@@ -90,29 +82,24 @@ class ClientNamespace:
         if callback is not None:
             ack_id = self._ack_ids
             self._ack_ids += 1
-            self._acks[ack_id] = callback
+            self.acks.add(ack_id, callback)
         text, attachments = sio.encode(sio.EVENT, self.name, [event, *args], ack_id)
         if self.connected:
             self.client._send(text, attachments)
         elif self.client.buffer_while_disconnected:
             self._buffer.append((text, attachments))
+        return ack_id
 
     def send(self, *args: Any, callback: Handler | None = None) -> None:
         self.emit("message", *args, callback=callback)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
-        """Emit and wait for the ack: one value, a tuple for several, ``None`` for none."""
-        waiter = AckWaiter(asyncio.get_running_loop().create_future())
-        self.emit(event, *args, callback=waiter)
-        try:
-            if timeout is None:
-                return await waiter.future
-            return await asyncio.wait_for(waiter.future, timeout)
-        except TimeoutError:
-            for ack_id, callback in list(self._acks.items()):
-                if callback is waiter:
-                    del self._acks[ack_id]
-            raise AckTimeout(f"{event!r} was not acknowledged within {timeout} s") from None
+        """Emit and wait for the ack: one value, a tuple for several, ``None`` for none.
+        Raises :class:`~sockjet.exceptions.AckTimeout` after ``timeout`` seconds."""
+        waiter = AckWaiter()
+        ack_id = self._emit(event, args, waiter)
+        assert ack_id is not None
+        return await self.acks.wait(ack_id, waiter, timeout, repr(event))
 
     def disconnect(self) -> None:
         """Leave this namespace (the connection stays for the others; with none left, it
@@ -157,7 +144,7 @@ class ClientNamespace:
 
     def _on_connect_error(self, data: Any) -> None:
         self._pending = False
-        if isinstance(data, dict) and self.client.protocol == 5:  # {message, data?}
+        if isinstance(data, dict) and self.client.socketio_protocol == 5:  # {message, data?}
             error = ConnectError(str(data.get("message", data)), data.get("data"))
         elif isinstance(data, dict):  # protocol 4 sends ``err.data || err.message``
             message = data.get("message")
@@ -173,39 +160,23 @@ class ClientNamespace:
         event, args = data[0], data[1:]
         if self._pid is not None and args and isinstance(args[-1], str):
             self._offset = args[-1]  # connection state recovery: the last offset seen
+        invoker = self.client.invoker
         for fn in tuple(self._any):
-            self.client._call(fn, event, *args)
-        handlers = self._handlers.get(event)
-        if not handlers:
-            return
-        first, *others = handlers
-        for fn in others:
-            self.client._call(fn, *args)
-        try:
-            result = first(*args)
-        except Exception:
-            log.exception("error in handler for %r", event)
-            return
-        ack_id = packet.id
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self.client._track(task)
-            if ack_id is not None:
-                task.add_done_callback(
-                    lambda t: None if t.cancelled() or t.exception() else self._ack(ack_id,
-                                                                                   t.result()))
-        elif ack_id is not None:
-            self._ack(ack_id, result)
+            invoker.call(fn, event, *args)
+        handlers = self.handlers.get(event)
+        if handlers:
+            ack_id = packet.id
+            invoker.run_event(handlers, event, args,
+                              None if ack_id is None else partial(self._ack, ack_id),
+                              self.name)
 
     def _ack(self, ack_id: int, result: Any) -> None:
-        args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
-        text, attachments = sio.encode(sio.ACK, self.name, args, ack_id)
+        text, attachments = sio.encode(sio.ACK, self.name, ack_args(result), ack_id)
         self.client._send(text, attachments)
 
     def _on_ack(self, packet: sio.SocketIOPacket) -> None:
-        callback = self._acks.pop(packet.id, None)  # type: ignore[arg-type]
-        if callback is not None:
-            self.client._call(callback, *packet.data)
+        if packet.id is not None:
+            self.acks.resolve(packet.id, packet.data, self.client.invoker)
 
     def _on_disconnect(self, reason: str) -> None:
         self._pending = False
@@ -263,7 +234,8 @@ class AsyncClient:
         self.url = f"{parts.scheme}://{parts.netloc}"
         self.path = path
         self.eio = eio
-        self.protocol = 5 if eio == 4 else 4
+        #: the Socket.IO protocol spoken: 4 with ``eio=3`` (socket.io 2.x servers), else 5
+        self.socketio_protocol = 5 if eio == 4 else 4
         self.transports = transports
         self.upgrade = upgrade
         self.query = dict(query or {})
@@ -280,9 +252,11 @@ class AsyncClient:
         self.buffer_while_disconnected = buffer_while_disconnected
         self.engine: EngineClient | None = None
         self._namespaces: dict[str, ClientNamespace] = {}
-        self._decoder = sio.Decoder(self.protocol)
-        self._handlers: dict[str, list[Handler]] = {}
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._decoder = sio.Decoder(self.socketio_protocol)
+        #: manager handlers (``reconnect``...)
+        self.handlers = Handlers()
+        #: calls handlers and keeps their tasks
+        self.invoker = Invoker(log)
         self._closed_by_user = False
         self._reconnecting: asyncio.Task[None] | None = None
         self._done: asyncio.Event | None = None
@@ -309,15 +283,17 @@ class AsyncClient:
     def main(self) -> ClientNamespace:
         return next(iter(self._namespaces.values()))
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
         """Handlers of the main namespace; manager events (``reconnect_attempt(n)``,
         ``reconnect(n)``, ``reconnect_error(exc)``, ``reconnect_failed()``) too."""
         if event in _MANAGER_EVENTS:
-            def register(fn: Handler) -> Handler:
-                self._handlers.setdefault(event, []).append(fn)
-                return fn
-
-            return register(handler) if handler is not None else register
+            return self.handlers.on(event, handler)
         return self.main.on(event, handler)
 
     def on_any(self, handler: Handler) -> Handler:
@@ -368,7 +344,7 @@ class AsyncClient:
     async def _open(self) -> None:
         query = dict(self.query)
         main = self._namespaces.get("/")
-        if self.protocol == 4 and main is not None and main.auth:
+        if self.socketio_protocol == 4 and main is not None and main.auth:
             # socket.io 2.x connects "/" on its own: its auth can only ride in the handshake
             # query, where 2.x servers read tokens (socket.handshake.query)
             auth = main.auth() if callable(main.auth) else main.auth
@@ -381,7 +357,7 @@ class AsyncClient:
             on_message=self._on_message, on_close=self._on_engine_close,
             cookies=self._cookies if self.with_credentials else None)
         self.engine = engine
-        self._decoder = sio.Decoder(self.protocol)
+        self._decoder = sio.Decoder(self.socketio_protocol)
         loop = asyncio.get_running_loop()
         for nsp in self._namespaces.values():
             nsp._pending = False
@@ -399,12 +375,14 @@ class AsyncClient:
         if nsp._result is None or nsp._result.done():
             nsp._result = asyncio.get_running_loop().create_future()
             nsp._result.add_done_callback(_retrieve)
-        if self.protocol == 4 and nsp.name == "/":
-            return  # socket.io 2.x connects "/" by itself
-        if self.protocol == 4 and "/" in self._namespaces and not self._namespaces["/"].connected:
-            return  # sent once "/" is connected, as socket.io-client 2.x does
+        if self.socketio_protocol == 4:
+            if nsp.name == "/":
+                return  # socket.io 2.x connects "/" by itself
+            main = self._namespaces.get("/")
+            if main is not None and not main.connected:
+                return  # sent once "/" is connected, as socket.io-client 2.x does
         nsp._pending = True
-        self._send(nsp._connect_packet(self.protocol), [])
+        self._send(nsp._connect_packet(self.socketio_protocol), [])
 
     def _send(self, text: str, attachments: list[bytes]) -> None:
         engine = self.engine
@@ -429,12 +407,12 @@ class AsyncClient:
             return
         ptype = packet.type
         if ptype == sio.CONNECT:
-            data = packet.data if isinstance(packet.data, dict) else {}
+            reply: dict[str, Any] = packet.data if isinstance(packet.data, dict) else {}
             engine_sid = self.engine.sid if self.engine else ""
-            sid = data.get("sid") or (engine_sid if nsp.name == "/" else
-                                      f"{nsp.name}#{engine_sid}")
-            nsp._on_connect(sid, data.get("pid"))
-            if self.protocol == 4 and nsp.name == "/":
+            sid = reply.get("sid") or (engine_sid if nsp.name == "/" else
+                                       f"{nsp.name}#{engine_sid}")
+            nsp._on_connect(str(sid), reply.get("pid"))
+            if self.socketio_protocol == 4 and nsp.name == "/":
                 for other in self._namespaces.values():
                     if other.name != "/" and not other._server_disconnected:
                         self._connect_namespace(other)
@@ -443,7 +421,7 @@ class AsyncClient:
         elif ptype in (sio.ACK, sio.BINARY_ACK):
             nsp._on_ack(packet)
         elif ptype == sio.CONNECT_ERROR:
-            if self.protocol == 4 and nsp.name == "/":
+            if self.socketio_protocol == 4 and nsp.name == "/":
                 for each in self._namespaces.values():  # v2: an error on "/" concerns all
                     each._on_connect_error(packet.data)
             else:
@@ -499,8 +477,7 @@ class AsyncClient:
         return float(min(delay, self.reconnection_delay_max))
 
     def _emit_manager(self, event: str, *args: Any) -> None:
-        for fn in tuple(self._handlers.get(event, ())):
-            self._call(fn, *args)
+        self.invoker.emit(self.handlers, event, *args)
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -525,8 +502,7 @@ class AsyncClient:
         if any(not nsp._server_disconnected for nsp in self._namespaces.values()):
             return
         self._closed_by_user = True
-        task = asyncio.ensure_future(self._close_unused())
-        self._track(task)
+        self.invoker.track(self._close_unused())
 
     async def _close_unused(self) -> None:
         await self._close_engine()
@@ -553,28 +529,6 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.disconnect()
-
-    # -- handler plumbing -----------------------------------------------------------------------
-
-    def _call(self, fn: Handler, *args: Any) -> Any:
-        try:
-            result = fn(*args)
-        except Exception:
-            log.exception("error in handler %r", fn)
-            return None
-        if inspect.isawaitable(result):
-            self._track(asyncio.ensure_future(result))
-            return None
-        return result
-
-    def _track(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("error in handler", exc_info=task.exception())
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

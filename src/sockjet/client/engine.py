@@ -1,18 +1,30 @@
-"""Engine.IO client (protocols 3 and 4): polling on httpx, WebSocket on ``websockets``, the
-upgrade between them, heartbeats in the right direction, and a cookie jar for credentials."""
+"""Engine.IO client (protocols 3 and 4): the driver of :class:`~sockjet.engine.protocol.
+EngineProtocol` on the client side. Polling runs on httpx, WebSocket on ``websockets``; this
+module owns the requests, the sockets, the heartbeat timer and the cookie jar, while the protocol
+core decides who pings, when the peer is gone, what a packet means, how POSTs are batched and how
+the upgrade's probe goes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
 
 from ..codecs import engineio as eio
+from ..engine.protocol import (
+    PROBE_PING,
+    UPGRADE_PACKET,
+    EngineProtocol,
+    Handshake,
+    Heartbeat,
+    Role,
+    SessionState,
+)
 
 try:  # the client's HTTP stack is an optional extra: pip install "sockjet[client]"
     import httpx
@@ -21,11 +33,30 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from ..exceptions import ConnectionFailed, DecodeError
+from ..exceptions import ConnectionFailed, DecodeError, ProtocolError
 
 log = logging.getLogger("sockjet.client")
 
+OPEN, CLOSING, CLOSED = SessionState.OPEN, SessionState.CLOSING, SessionState.CLOSED
 
+
+class _ClientSession(EngineProtocol):
+    """The protocol core as the client plays it: what it writes waits in ``buffer`` until the
+    POST loop or the WebSocket writer takes it."""
+
+    __slots__ = ("_wake",)
+
+    def __init__(self, engine_protocol: int, handshake: Handshake, wake: asyncio.Event) -> None:
+        super().__init__(Role.CLIENT, engine_protocol, handshake.ping_interval,
+                         handshake.ping_timeout, asyncio.get_running_loop().time)
+        self._wake = wake
+
+    def write_packet(self, ptype: eio.EnginePacketType, data: str | bytes = "") -> bool:
+        if self.state is not OPEN:
+            return False
+        self.buffer.append(eio.EnginePacket(ptype, data))
+        self._wake.set()
+        return True
 
 
 class EngineClient:
@@ -59,7 +90,8 @@ class EngineClient:
         self._http_base = f"{'https' if secure else 'http'}://{parts.netloc}"
         self._ws_base = f"{'wss' if secure else 'ws'}://{parts.netloc}"
         self.path = "/" + path.strip("/") + "/"
-        self.protocol = eio
+        #: the Engine.IO protocol spoken: 3 (socket.io 2.x servers) or 4
+        self.engine_protocol = eio
         self.transports = transports
         self.upgrade = upgrade
         self.query = query
@@ -70,41 +102,60 @@ class EngineClient:
         self.timeout = timeout
         self._on_message = on_message
         self._on_close = on_close
-        self.sid: str | None = None
-        self.ping_interval = 25.0
-        self.ping_timeout = 20.0
-        self.max_payload = 1_000_000
+        #: the server's terms, once connected
+        self.handshake: Handshake | None = None
         self.transport: str | None = None
-        self.state = "closed"
+        self._session: _ClientSession | None = None
+        self._opening = False
         self._http: Any = None
         self._cookies = cookies
         self._ws: ClientConnection | None = None
         self._writer: asyncio.Task[Any] | None = None
-        self._queue: list[eio.EnginePacket] = []
-        self._wake: asyncio.Event = asyncio.Event()
+        self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._heartbeat: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._polling_idle = asyncio.Event()
         self._post_idle = asyncio.Event()
         self._post_idle.set()
 
+    @property
+    def sid(self) -> str | None:
+        return self.handshake.sid if self.handshake is not None else None
+
+    @property
+    def state(self) -> str:
+        """``"opening"``, ``"open"``, ``"closing"`` (sending what is queued, then the close
+        packet) or ``"closed"``."""
+        session = self._session
+        if session is None:
+            return "opening" if self._opening else "closed"
+        return session.state
+
+    @property
+    def _open(self) -> bool:
+        session = self._session
+        return session is not None and session.state is OPEN
+
     # -- opening --------------------------------------------------------------------------------
 
     def _url(self, base: str, transport: str, sid: str | None = None) -> str:
-        query = {**self.query, "EIO": str(self.protocol), "transport": transport}
+        query = {**self.query, "EIO": str(self.engine_protocol), "transport": transport}
         if sid:
             query["sid"] = sid
         return f"{base}{self.path}?{urlencode(query)}"
 
     async def connect(self) -> None:
-        self.state = "opening"
-        if "polling" in self.transports:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, read=None),
-                                           cookies=self._cookies)
-            await self._open_polling()
-        else:
-            await self._open_websocket()
+        self._opening = True
+        try:
+            if "polling" in self.transports:
+                self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, read=None),
+                                               cookies=self._cookies)
+                await self._open_polling()
+            else:
+                await self._open_websocket()
+        finally:
+            self._opening = False
 
     async def _open_polling(self) -> None:
         try:
@@ -119,17 +170,22 @@ class EngineClient:
         if response.status_code != 200:
             await self._drop_http()
             raise ConnectionFailed(_describe_refusal(response.status_code, response.content))
-        packets = self._decode_response(response)
-        if not packets or packets[0][0] != eio.OPEN:
+        try:
+            packets = self._decode_response(response)
+            if not packets or packets[0].type != eio.OPEN:
+                raise ProtocolError("no open packet")
+            self._start(Handshake.decode(packets[0].data))
+        except (DecodeError, UnicodeDecodeError, ProtocolError):
             await self._drop_http()
-            raise ConnectionFailed("the server did not answer with an Engine.IO handshake")
+            raise ConnectionFailed("the server did not answer with an Engine.IO handshake"
+                                   ) from None
         self.transport = "polling"
-        self._on_open(packets[0][1])
-        for ptype, data in packets[1:]:
-            self._on_packet(ptype, data)
+        self._receive(packets[1:])
         self._spawn(self._poll_loop())
         self._spawn(self._post_loop())
-        if self.upgrade and "websocket" in self.transports and "websocket" in self._upgrades:
+        assert self.handshake is not None
+        if (self.upgrade and "websocket" in self.transports
+                and "websocket" in self.handshake.upgrades):
             self._spawn(self._try_upgrade())
 
     async def _open_websocket(self) -> None:
@@ -144,69 +200,70 @@ class EngineClient:
             raise ConnectionFailed(f"cannot reach {self._ws_base}: {exc!r}") from None
         try:
             first = await asyncio.wait_for(ws.recv(), self.timeout)
-            ptype, data = eio.decode_frame(first, self.protocol)
-        except (DecodeError, TimeoutError, websockets.WebSocketException) as exc:
+            ptype, data = eio.decode_frame(first, self.engine_protocol)
+            if ptype != eio.OPEN:
+                raise ProtocolError("no open packet")
+            handshake = Handshake.decode(data)
+        except (DecodeError, ProtocolError, TimeoutError, websockets.WebSocketException) as exc:
             await ws.close()
             raise ConnectionFailed(f"no Engine.IO handshake over WebSocket: {exc!r}") from None
-        if ptype != eio.OPEN:
-            await ws.close()
-            raise ConnectionFailed("no Engine.IO handshake over WebSocket")
         self._ws = ws
         self.transport = "websocket"
-        self._on_open(data)  # type: ignore[arg-type]
+        self._start(handshake)
         self._spawn(self._ws_reader(ws))
         self._writer = self._spawn(self._ws_writer(ws))
 
-    def _on_open(self, data: str | bytes) -> None:
-        info = orjson.loads(data)
-        self.sid = info["sid"]
-        self.ping_interval = info.get("pingInterval", 25000) / 1000
-        self.ping_timeout = info.get("pingTimeout", 20000) / 1000
-        self.max_payload = info.get("maxPayload", 1_000_000)
-        self._upgrades = info.get("upgrades", [])
-        self.state = "open"
-        self._arm_heartbeat()
+    def _start(self, handshake: Handshake) -> None:
+        self.handshake = handshake
+        self._session = _ClientSession(self.engine_protocol, handshake, self._wake)
+        self._arm_timer()
 
     # -- heartbeat ------------------------------------------------------------------------------
 
-    def _arm_heartbeat(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        loop = asyncio.get_running_loop()
-        if self.protocol >= 4:  # the server pings; silence past interval+timeout means dead
-            self._heartbeat = loop.call_later(self.ping_interval + self.ping_timeout,
-                                              self._lost, "ping timeout")
-        else:  # we ping; the pong must come within ping_timeout
-            self._heartbeat = loop.call_later(self.ping_interval, self._send_ping)
+    def _arm_timer(self) -> None:
+        session = self._session
+        assert session is not None
+        self._timer = asyncio.get_running_loop().call_at(session.heartbeat_at, self._on_timer)
 
-    def _send_ping(self) -> None:
-        self.send_packet(eio.PING)
-        self._heartbeat = asyncio.get_running_loop().call_later(
-            self.ping_timeout, self._lost, "ping timeout")
-
-    def _lost(self, reason: str) -> None:
-        self._heartbeat = None
-        self._spawn(self._shutdown(reason))
+    def _on_timer(self) -> None:
+        self._timer = None
+        session = self._session
+        if session is None or session.state is not OPEN:
+            return
+        if session.heartbeat() is Heartbeat.TIMED_OUT:
+            self._spawn(self._shutdown("ping timeout"))
+        else:
+            self._arm_timer()
 
     # -- incoming -------------------------------------------------------------------------------
 
-    def _on_packet(self, ptype: int, data: str | bytes) -> None:
-        if ptype == eio.MESSAGE:
-            self._on_message(data)
-        elif ptype == eio.PING and self.protocol >= 4:
-            self._arm_heartbeat()
-            self.send_packet(eio.PONG)
-        elif ptype == eio.PONG and self.protocol < 4:
-            self._arm_heartbeat()
-        elif ptype == eio.CLOSE:
-            self._spawn(self._shutdown("transport close"))
+    def _receive(self, packets: list[eio.EnginePacket]) -> None:
+        for ptype, data in packets:
+            session = self._session
+            if session is None or session.state is not OPEN:
+                return
+            try:
+                message = session.receive(ptype, data)
+            except ProtocolError as exc:  # a heartbeat in the wrong direction: ignored, as
+                log.debug("ignored: %s", exc)  # socket.io-client does
+                continue
+            if message is not None:
+                self._on_message(message)
+            elif session.state is CLOSED:  # the server's close packet
+                self._spawn(self._shutdown("transport close"))
+                return
+            else:  # a pong (v3) brings the next ping closer than the timer's deadline
+                timer = self._timer
+                if timer is not None and session.heartbeat_at < timer.when():
+                    timer.cancel()
+                    self._arm_timer()
 
     def _decode_response(self, response: Any) -> list[eio.EnginePacket]:
         body = response.content
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/octet-stream"):
-            return eio.decode_payload(body, self.protocol)
-        return eio.decode_payload(body.decode("utf-8"), self.protocol)
+            return eio.decode_payload(body, self.engine_protocol)
+        return eio.decode_payload(body.decode("utf-8"), self.engine_protocol)
 
     def _forget_cookies(self) -> None:
         if not self.with_credentials and self._http is not None:
@@ -214,7 +271,7 @@ class EngineClient:
 
     async def _poll_loop(self) -> None:
         url = self._url(self._http_base, "polling", self.sid)
-        while self.state == "open" and self.transport == "polling":
+        while self._open and self.transport == "polling":
             if self._paused:
                 self._polling_idle.set()
                 return
@@ -226,55 +283,46 @@ class EngineClient:
                 packets = self._decode_response(response)
             except (httpx.HTTPError, OSError, ConnectionFailed, DecodeError,
                     UnicodeDecodeError) as exc:
-                if self.state == "open" and self.transport == "polling":
+                if self._open and self.transport == "polling":
                     log.debug("poll failed: %r", exc)
                     await self._shutdown("transport error")
                 return
-            for ptype, data in packets:
-                self._on_packet(ptype, data)
+            self._receive(packets)
 
     async def _post_loop(self) -> None:
         url = self._url(self._http_base, "polling", self.sid)
-        while self.state == "open" and self.transport == "polling":
-            if self._paused or not self._queue:  # paused: the upgrade takes over the queue
+        while self._open and self.transport == "polling":
+            session = self._session
+            assert session is not None and self.handshake is not None
+            if self._paused or not session.buffer:  # paused: the upgrade takes the buffer over
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             self._post_idle.clear()
-            batch = self._take_batch()
-            payload = eio.encode_payload(batch, self.protocol)
-            headers = dict(self.polling_headers)
-            if isinstance(payload, bytes):
-                headers["content-type"] = "application/octet-stream"
-                body = payload
-            else:
-                headers["content-type"] = "text/plain;charset=UTF-8"
-                body = payload.encode()
+            # stay under the server's maxPayload (socket.io-client 4 splits its batches too)
             try:
-                response = await self._http.post(url, content=body, headers=headers)
-                self._forget_cookies()
-                if response.status_code != 200:
-                    raise ConnectionFailed(f"POST answered HTTP {response.status_code}")
+                await self._post(url, session.take(self.handshake.max_payload))
             except (httpx.HTTPError, OSError, ConnectionFailed) as exc:
-                if self.state == "open":
+                if self._open:
                     log.debug("POST failed: %r", exc)
                     await self._shutdown("transport error")
                 return
             finally:
                 self._post_idle.set()
 
-    def _take_batch(self) -> list[eio.EnginePacket]:
-        # stay under the server's maxPayload (v4 clients split their batches too)
-        batch: list[eio.EnginePacket] = []
-        size = 0
-        while self._queue:
-            _, data = self._queue[0]
-            cost = len(data) * (4 if isinstance(data, str) else 2) + 16
-            if batch and size + cost > self.max_payload:
-                break
-            batch.append(self._queue.pop(0))
-            size += cost
-        return batch
+    async def _post(self, url: str, packets: list[eio.EnginePacket]) -> None:
+        payload = eio.encode_payload(packets, self.engine_protocol)
+        headers = dict(self.polling_headers)
+        if isinstance(payload, bytes):
+            headers["content-type"] = "application/octet-stream"
+            body = payload
+        else:
+            headers["content-type"] = "text/plain;charset=UTF-8"
+            body = payload.encode()
+        response = await self._http.post(url, content=body, headers=headers)
+        self._forget_cookies()
+        if response.status_code != 200:
+            raise ConnectionFailed(f"POST answered HTTP {response.status_code}")
 
     # -- WebSocket ------------------------------------------------------------------------------
 
@@ -288,30 +336,31 @@ class EngineClient:
         try:
             async for frame in ws:
                 try:
-                    ptype, data = eio.decode_frame(frame, self.protocol)
+                    packet = eio.decode_frame(frame, self.engine_protocol)
                 except DecodeError:
                     await self._shutdown("parse error")
                     return
-                self._on_packet(ptype, data)
+                self._receive([packet])
         except websockets.WebSocketException:
             pass
-        if self.state == "open":
+        if self._open:
             await self._shutdown("transport close")
 
     async def _ws_writer(self, ws: ClientConnection) -> None:
+        session = self._session
+        assert session is not None
         try:
-            while self.state in ("open", "closing"):
-                if not self._queue:
-                    if self.state == "closing":
+            while session.state is not CLOSED:
+                if not session.buffer:
+                    if session.state is CLOSING:
                         return
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                batch, self._queue = self._queue, []
-                for ptype, data in batch:
-                    await ws.send(eio.encode_frame(ptype, data, self.protocol))
+                for ptype, data in session.take():
+                    await ws.send(eio.encode_frame(ptype, data, self.engine_protocol))
         except websockets.WebSocketException:
-            if self.state == "open":
+            if self._open:
                 await self._shutdown("transport error")
 
     async def _try_upgrade(self) -> None:
@@ -324,29 +373,30 @@ class EngineClient:
             log.debug("upgrade failed, staying on polling: %r", exc)
             return
         try:
-            await ws.send("2probe")
-            if await asyncio.wait_for(ws.recv(), self.timeout) != "3probe":
+            await ws.send(PROBE_PING)
+            answer = await asyncio.wait_for(ws.recv(), self.timeout)
+            if not EngineProtocol.probe_answered(answer):
                 raise ConnectionFailed("bad probe answer")
             # pause polling: the server releases the pending GET with a noop
             self._paused = True
             await asyncio.wait_for(self._polling_idle.wait(), self.timeout)
             await asyncio.wait_for(self._post_idle.wait(), self.timeout)
-            await ws.send("5")
+            await ws.send(UPGRADE_PACKET)
         except (OSError, TimeoutError, ConnectionFailed, websockets.WebSocketException) as exc:
             log.debug("upgrade failed, staying on polling: %r", exc)
             await ws.close()
-            if self._paused and self.state == "open":
+            if self._paused and self._open:
                 self._paused = False
                 self._polling_idle.clear()
                 self._wake.set()
                 self._spawn(self._poll_loop())
             return
-        if self.state != "open":
+        if not self._open:
             await ws.close()
             return
         self._ws = ws
         self.transport = "websocket"
-        self._wake.set()  # the POST loop ends; the WebSocket writer takes the queue
+        self._wake.set()  # the POST loop ends; the WebSocket writer takes the buffer
         self._spawn(self._ws_reader(ws))
         self._writer = self._spawn(self._ws_writer(ws))
         log.debug("upgraded %s to websocket", self.sid)
@@ -354,48 +404,41 @@ class EngineClient:
     # -- outgoing -------------------------------------------------------------------------------
 
     def send(self, data: str | bytes) -> None:
-        self.send_packet(eio.MESSAGE, data)
-
-    def send_packet(self, ptype: int, data: str | bytes = "") -> None:
-        if self.state != "open":
-            return
-        self._queue.append((ptype, data))
-        self._wake.set()
+        """Queue a message (dropped when the session is not open)."""
+        session = self._session
+        if session is not None:
+            session.write_packet(eio.MESSAGE, data)
 
     # -- closing --------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close from our side (sends the close packet)."""
-        if self.state != "open":
+        """Close from our side: what is queued goes out, the close packet last."""
+        session = self._session
+        if session is None or session.state is not OPEN:
             return
+        session.buffer.append(eio.EnginePacket(eio.CLOSE))
+        session.state = CLOSING
         if self.transport == "websocket" and self._ws is not None:
-            self._queue.append((eio.CLOSE, ""))
-            self.state = "closing"
             self._wake.set()
             writer = self._writer
             if writer is not None:  # it sends what is queued, the close packet last, and ends
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(writer), 2)
         elif self._http is not None:
-            batch = [*self._queue, (eio.CLOSE, "")]
-            self._queue = []
-            payload = eio.encode_payload(batch, self.protocol)
-            with contextlib.suppress(httpx.HTTPError, OSError):
-                await self._http.post(
-                    self._url(self._http_base, "polling", self.sid),
-                    content=payload if isinstance(payload, bytes) else payload.encode(),
-                    headers={**self.polling_headers,
-                             "content-type": "application/octet-stream"
-                             if isinstance(payload, bytes) else "text/plain;charset=UTF-8"})
+            with contextlib.suppress(httpx.HTTPError, OSError, ConnectionFailed):
+                await self._post(self._url(self._http_base, "polling", self.sid),
+                                 session.take())
         await self._shutdown("io client disconnect", notify=False)
 
     async def _shutdown(self, reason: str, notify: bool = True) -> None:
-        if self.state == "closed":
+        session = self._session
+        if session is None or session.close_reason is not None:
             return
-        self.state = "closed"
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+        session.state = CLOSED  # already, when the server's close packet ended it
+        session.close_reason = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake.set()
         current = asyncio.current_task()
         for task in list(self._tasks):
@@ -421,14 +464,14 @@ class EngineClient:
         """The cookie jar (kept across reconnections when ``with_credentials``)."""
         return self._http.cookies if self._http is not None else self._cookies
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
 
-def _describe_refusal(status: int, body: bytes) -> str:
+def _describe_refusal(status: int, body: bytes | bytearray) -> str:
     try:
         error = orjson.loads(body)
         return f"HTTP {status}: {error.get('message', error)} (code {error.get('code')})"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, overload
 
-from .client import AsyncClient, ClientNamespace, Handler
+from ..engine.handlers import H, Handler
+from .client import AsyncClient, ClientNamespace
 
 
 class Namespace:
@@ -29,7 +30,13 @@ class Namespace:
     def connected(self) -> bool:
         return self._nsp.connected
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
         return self._nsp.on(event, handler)
 
     def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
@@ -81,7 +88,13 @@ class Client:
     def transport(self) -> str | None:
         return self._async.transport
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
         return self._async.on(event, handler)
 
     def of(self, name: str, auth: Any = None) -> Namespace:

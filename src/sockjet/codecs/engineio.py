@@ -57,41 +57,42 @@ def encode_text(ptype: int, data: str = "") -> str:
     return _TYPE_CHARS[ptype] + data
 
 
-def encode_base64(ptype: int, data: bytes, protocol: int) -> str:
+def encode_base64(ptype: int, data: bytes, engine_protocol: int) -> str:
     """Binary packet as text: ``b<base64>`` (v4, always a message) or ``b<type><base64>`` (v3)."""
     b64 = _B64_ENCODE(data, newline=False).decode("ascii")
-    return "b" + b64 if protocol >= 4 else "b" + _TYPE_CHARS[ptype] + b64
+    return "b" + b64 if engine_protocol >= 4 else "b" + _TYPE_CHARS[ptype] + b64
 
 
-def encode_frame(ptype: int, data: str | bytes, protocol: int, b64: bool = False) -> str | bytes:
+def encode_frame(ptype: int, data: str | bytes, engine_protocol: int,
+                 b64: bool = False) -> str | bytes:
     """WebSocket frame for one packet (one packet per frame)."""
     if isinstance(data, str):
         return _TYPE_CHARS[ptype] + data
     if b64:
-        return encode_base64(ptype, data, protocol)
-    if protocol >= 4:
+        return encode_base64(ptype, data, engine_protocol)
+    if engine_protocol >= 4:
         return bytes(data)
     return bytes((ptype,)) + data
 
 
-def decode_text(text: str, protocol: int) -> EnginePacket:
+def decode_text(text: str, engine_protocol: int) -> EnginePacket:
     """Decode one text packet (a WebSocket text frame or one element of a payload)."""
     if not text:
         raise DecodeError("empty packet")
     head = text[0]
     if head == "b":
-        return _decode_base64(text, protocol)
+        return _decode_base64(text, engine_protocol)
     ptype = ord(head) - 48
     if not 0 <= ptype <= 6:
         raise DecodeError(f"unknown packet type {head!r}")
     return EnginePacket(_TYPES[ptype], text[1:])
 
 
-def decode_frame(frame: str | bytes, protocol: int) -> EnginePacket:
+def decode_frame(frame: str | bytes, engine_protocol: int) -> EnginePacket:
     """Decode one WebSocket frame."""
     if isinstance(frame, str):
-        return decode_text(frame, protocol)
-    if protocol >= 4:
+        return decode_text(frame, engine_protocol)
+    if engine_protocol >= 4:
         return EnginePacket(MESSAGE, bytes(frame))
     if not frame:
         raise DecodeError("empty binary frame")
@@ -101,8 +102,8 @@ def decode_frame(frame: str | bytes, protocol: int) -> EnginePacket:
     return EnginePacket(_TYPES[ptype], bytes(frame[1:]))
 
 
-def _decode_base64(text: str, protocol: int) -> EnginePacket:
-    if protocol >= 4:
+def _decode_base64(text: str, engine_protocol: int) -> EnginePacket:
+    if engine_protocol >= 4:
         ptype, b64 = MESSAGE, text[1:]
     else:
         if len(text) < 2:
@@ -132,7 +133,7 @@ def payload_has_binary(packets: Iterable[EnginePacket]) -> bool:
 
 
 def encode_payload(
-    packets: Sequence[EnginePacket], protocol: int, b64: bool = False
+    packets: Sequence[EnginePacket], engine_protocol: int, b64: bool = False
 ) -> str | bytes:
     """Polling body for a batch of packets.
 
@@ -140,7 +141,7 @@ def encode_payload(
     v3: ``<len>:<packet>`` records with UTF-16 lengths; if the batch holds binary and the session
     supports it (no ``b64``), an XHR2 binary payload (``bytes``) instead.
     """
-    if protocol >= 4:
+    if engine_protocol >= 4:
         return SEPARATOR.join(
             [
                 _TYPE_CHARS[t] + d if isinstance(d, str) else encode_base64(t, d, 4)
@@ -172,15 +173,15 @@ def encode_binary_payload(packets: Sequence[EnginePacket]) -> bytes:
     return bytes(out)
 
 
-def decode_payload(body: str | bytes, protocol: int) -> list[EnginePacket]:
+def decode_payload(body: str | bytes, engine_protocol: int) -> list[EnginePacket]:
     """Decode a polling body. ``bytes`` means an XHR2 binary payload (v3 only)."""
     if isinstance(body, bytes | bytearray | memoryview):
-        if protocol >= 4:
+        if engine_protocol >= 4:
             raise DecodeError("binary payloads do not exist in protocol 4")
         return decode_binary_payload(bytes(body))
     if not body:
         raise DecodeError("empty payload")
-    if protocol >= 4:
+    if engine_protocol >= 4:
         return [decode_text(part, 4) for part in body.split(SEPARATOR)]
     return _decode_v3_text_payload(body)
 
@@ -220,7 +221,7 @@ def _decode_v3_text_payload(body: str) -> list[EnginePacket]:
             raise DecodeError("payload length exceeds body")
         if length:
             if width == 1:
-                text = body[start:end]  # type: ignore[index]
+                text = body[start:end]
             else:
                 try:
                     text = units[start * 2 : end * 2].decode("utf-16-le")  # type: ignore[union-attr]

@@ -114,10 +114,10 @@ class Decoder:
     due, and raises :class:`DecodeError` for anything malformed.
     """
 
-    __slots__ = ("_buffers", "_pending", "protocol")
+    __slots__ = ("_buffers", "_pending", "socketio_protocol")
 
-    def __init__(self, protocol: int = 5) -> None:
-        self.protocol = protocol
+    def __init__(self, socketio_protocol: int = 5) -> None:
+        self.socketio_protocol = socketio_protocol
         self._pending: SocketIOPacket | None = None
         self._buffers: list[bytes] = []
 
@@ -125,7 +125,7 @@ class Decoder:
         if isinstance(message, str):
             if self._pending is not None:
                 raise DecodeError("text packet while binary attachments were expected")
-            packet, count = decode_text(message, self.protocol)
+            packet, count = decode_text(message, self.socketio_protocol)
             if count:
                 self._pending = packet
                 self._buffers = []
@@ -139,7 +139,7 @@ class Decoder:
         packet, buffers = self._pending, self._buffers
         self._pending, self._buffers = None, []
         try:
-            return packet._replace(data=_reconstruct(packet.data, buffers, [False] * len(buffers)))
+            return packet._replace(data=_reconstruct(packet.data, buffers))
         except RecursionError:
             raise DecodeError("payload nested too deeply") from None
 
@@ -240,15 +240,16 @@ def _validate(packet: SocketIOPacket, protocol: int) -> None:
             raise DecodeError("ACK payload must be an array")
 
 
-def _reconstruct(data: Any, buffers: list[bytes], used: list[bool]) -> Any:
+def _reconstruct(data: Any, buffers: list[bytes]) -> Any:
+    """Put the binary attachments back in place of their placeholders (an attachment that no
+    placeholder names is dropped, and one may be named twice, as socket.io-parser allows)."""
     if isinstance(data, list):
-        return [_reconstruct(item, buffers, used) for item in data]
+        return [_reconstruct(item, buffers) for item in data]
     if isinstance(data, dict):
         if data.get("_placeholder") is True:
             num = data.get("num")
             if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num < len(buffers):
                 raise DecodeError("illegal attachments")
-            used[num] = True
             return buffers[num]
-        return {key: _reconstruct(value, buffers, used) for key, value in data.items()}
+        return {key: _reconstruct(value, buffers) for key, value in data.items()}
     return data

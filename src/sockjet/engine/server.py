@@ -1,20 +1,21 @@
-"""The Engine.IO server: request routing, handshakes, the error table, the session table."""
+"""The Engine.IO server: request routing, handshakes, CORS and the session table."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import orjson
-
 from ..codecs import engineio as eio
 from ..exceptions import Forbidden
 from .cors import CORS, OriginPolicy, PreflightHandler, policy_from_options, preflight_response
-from .interface import (
+from .handlers import Handlers, HasHandlers, Invoker, is_awaitable
+from .protocol import Handshake
+from .refusals import ERRORS, error_response
+from .session import EngineSocket, SessionConfig
+from .transport import (
     DEFAULT_HTTP_LIMITS,
     HTTPLimits,
     HTTPRequest,
@@ -22,29 +23,17 @@ from .interface import (
     Response,
     WebSocketConnection,
 )
-from .session import EngineSocket, Handler
 
 log = logging.getLogger("sockjet.engine")
-
-#: Engine.IO error codes and messages (same table in engine.io 3.x and 6.x).
-ERRORS = {
-    0: "Transport unknown",
-    1: "Session ID unknown",
-    2: "Bad handshake method",
-    3: "Bad request",
-    4: "Forbidden",
-    5: "Unsupported protocol version",
-}
 
 TRANSPORTS = ("polling", "websocket")
 
 AllowRequest = Callable[[RequestInfo], "bool | Awaitable[bool]"]
 
-
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
+#: unsent bytes per client above which volatile packets are dropped
+DEFAULT_QUEUE_HIGH_WATER = 1024 * 1024
+#: unsent bytes per client above which it is disconnected as too slow
+DEFAULT_QUEUE_LIMIT = 100 * 1024 * 1024
 
 
 def _positive(name: str, value: float) -> float:
@@ -53,11 +42,12 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-class Engine:
+class Engine(HasHandlers):
     """The Engine.IO server: protocols 3 and 4 on one endpoint (``sockjet.EngineServer`` is this
     plus ``asgi_app()``; ``sockjet.Server`` runs one as its ``engine``).
 
     Times are in seconds (fractions allowed); the handshake advertises them in milliseconds.
+    Event (``engine.on(name, handler)``): ``connection(socket)`` for each new session.
     """
 
     def __init__(
@@ -78,8 +68,8 @@ class Engine:
         origins: Any = None,
         cors: CORS | None = None,
         handle_preflight_request: PreflightHandler | bool | None = None,
-        queue_high_water: int = 1000,
-        queue_limit: int = 100_000,
+        queue_high_water: int = DEFAULT_QUEUE_HIGH_WATER,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
         headers_timeout: float = DEFAULT_HTTP_LIMITS.headers_timeout,
         request_timeout: float = DEFAULT_HTTP_LIMITS.request_timeout,
         keep_alive_timeout: float = DEFAULT_HTTP_LIMITS.keep_alive_timeout,
@@ -100,7 +90,7 @@ class Engine:
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
         self.allow_upgrades = allow_upgrades
         if not isinstance(queue_high_water, int) or queue_high_water < 1:
-            raise ValueError("queue_high_water must be a positive number of packets")
+            raise ValueError("queue_high_water must be a positive number of bytes")
         if not isinstance(queue_limit, int) or queue_limit < queue_high_water:
             raise ValueError("queue_limit must be an integer >= queue_high_water")
         self.queue_high_water = queue_high_water
@@ -132,8 +122,15 @@ class Engine:
         self.sessions: dict[str, EngineSocket] = {}
         #: the event loop serving this engine (known once it serves; used for thread-safe calls)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._handlers: dict[str, list[Handler]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: the server's handlers (``connection``)
+        self.handlers = Handlers()
+        #: calls application handlers (of this engine and its sessions) and keeps their tasks
+        self.invoker = Invoker(log)
+        self._session_config = SessionConfig(
+            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+            upgrade_timeout=self.upgrade_timeout, close_timeout=self.close_timeout,
+            max_http_buffer_size=max_http_buffer_size, queue_high_water=queue_high_water,
+            queue_limit=queue_limit, compression_threshold=self.compression_threshold)
 
     @property
     def engine(self) -> Engine:
@@ -143,58 +140,23 @@ class Engine:
 
     # -- application hooks ----------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register a server event handler: ``connection(socket)``."""
-
-        def register(fn: Handler) -> Handler:
-            self._handlers.setdefault(event, []).append(fn)
-            return fn
-
-        return register(handler) if handler is not None else register
-
-    def _invoke(self, fn: Handler, *args: Any) -> None:
-        """Call a sync or async handler; an exception is logged and contained."""
-        try:
-            result = fn(*args)
-        except Exception:
-            log.exception("error in handler %r", fn)
-            return
-        if result is not None and inspect.isawaitable(result):
-            self._track(asyncio.ensure_future(result))
-
-    def _track(self, task: asyncio.Future[Any]) -> None:
-        """Keep a handler task alive until done and log its failure."""
-        self._tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("error in handler", exc_info=task.exception())
-
-    def _forget(self, socket: EngineSocket) -> None:
+    def forget(self, socket: EngineSocket) -> None:
+        """Drop a closed session from the table (its sid is unknown from then on)."""
         if self.sessions.get(socket.sid) is socket:
             del self.sessions[socket.sid]
 
-    # -- responses ------------------------------------------------------------------------------
+    def _new_session(self, sid: str, engine_protocol: int, request: RequestInfo, b64: bool,
+                     upgrades: tuple[str, ...]) -> EngineSocket:
+        self.loop = asyncio.get_running_loop()
+        handshake = Handshake(sid, upgrades, self.ping_interval, self.ping_timeout,
+                              self.max_http_buffer_size).encode()
+        socket = EngineSocket(sid, engine_protocol, request, b64, handshake,
+                              self._session_config, self.invoker, self.forget)
+        self.sessions[sid] = socket
+        self.invoker.emit(self.handlers, "connection", socket)
+        return socket
 
-    @staticmethod
-    def error_response(code: int, status: int = 400, message: str | None = None) -> Response:
-        body = orjson.dumps({"code": code, "message": message or ERRORS[code]})
-        return Response(status, [("content-type", "application/json")], body)
-
-    def _handshake_json(self, sid: str, upgrades: list[str]) -> str:
-        return orjson.dumps(
-            {
-                "sid": sid,
-                "upgrades": upgrades,
-                "pingInterval": _ms(self.ping_interval),
-                "pingTimeout": _ms(self.ping_timeout),
-                "maxPayload": self.max_http_buffer_size,
-            }
-        ).decode()
-
-    def _protocol(self, value: str | None) -> int | None:
+    def _engine_protocol(self, value: str | None) -> int | None:
         if value == "4":
             return 4
         if value == "3" and self.allow_eio3:
@@ -207,7 +169,7 @@ class Engine:
             return None
         try:
             allowed = self.allow_request(req)
-            if inspect.isawaitable(allowed):
+            if is_awaitable(allowed):
                 allowed = await allowed
             reason = None if allowed else "Forbidden"
         except Forbidden as exc:
@@ -241,7 +203,7 @@ class Engine:
             return await self._route(req)
         if not await self.cors.allows(origin):
             self.cors.refused(origin, f"{req.method} request")
-            return self.error_response(4, 403, "Origin not allowed")
+            return error_response(4, 403, "Origin not allowed")
         response = await self._route(req)
         response.headers.extend(self.cors.response_headers(origin))
         return response
@@ -252,13 +214,13 @@ class Engine:
             return None
         if callable(handler):
             result = handler(req)
-            if inspect.isawaitable(result):
+            if is_awaitable(result):
                 result = await result
             status, headers, body = preflight_response(result)
             return Response(status, headers, body)
         if not await self.cors.allows(origin):
             self.cors.refused(origin, "preflight")
-            return self.error_response(4, 403, "Origin not allowed")
+            return error_response(4, 403, "Origin not allowed")
         requested = req.headers.get("access-control-request-headers")
         return Response(204, self.cors.preflight_headers(origin, requested))
 
@@ -266,44 +228,39 @@ class Engine:
         query = req.query
         transport = query.get("transport")
         if transport not in self.transports:
-            return self.error_response(0)
+            return error_response(0)
         if transport != "polling":  # a WebSocket transport on a plain HTTP request
-            return self.error_response(3)
+            return error_response(3)
         jsonp = query.get("j")
         if jsonp is not None and not eio.valid_jsonp_index(jsonp):
-            return self.error_response(3)
+            return error_response(3)
         sid = query.get("sid")
         if sid is not None:
             socket = self.sessions.get(sid)
             if socket is None:
-                return self.error_response(1)
+                return error_response(1)
             if socket.transport != "polling":
-                return self.error_response(3)
+                return error_response(3)
             if req.method == "GET":
                 return await socket.handle_poll(req)
             if req.method == "POST":
                 return await socket.handle_post(req)
-            return self.error_response(3)
+            return error_response(3)
         if req.method != "GET":
-            return self.error_response(2)
-        protocol = self._protocol(query.get("EIO"))
-        if protocol is None:
-            return self.error_response(5)
+            return error_response(2)
+        engine_protocol = self._engine_protocol(query.get("EIO"))
+        if engine_protocol is None:
+            return error_response(5)
         refusal = await self._check_allowed(req)
         if refusal is not None:
-            return self.error_response(4, 403, refusal)
-        return await self._open_polling(req, protocol)
+            return error_response(4, 403, refusal)
+        return await self._open_polling(req, engine_protocol)
 
-    async def _open_polling(self, req: HTTPRequest, protocol: int) -> Response:
-        self.loop = asyncio.get_running_loop()
+    async def _open_polling(self, req: HTTPRequest, engine_protocol: int) -> Response:
         sid = new_sid()
         b64 = req.query.get("b64") in ("1", "true")
-        socket = EngineSocket(self, sid, protocol, req, b64)
-        self.sessions[sid] = socket
-        upgrades = ["websocket"] if "websocket" in self.transports and self.allow_upgrades else []
-        socket._send_packet(eio.OPEN, self._handshake_json(sid, upgrades))
-        socket._start_heartbeat()
-        self._emit_connection(socket)
+        upgrades = ("websocket",) if "websocket" in self.transports and self.allow_upgrades else ()
+        socket = self._new_session(sid, engine_protocol, req, b64, upgrades)
         response = await socket.handle_poll(req)
         response.headers.extend(self._cookie_headers(sid))
         return response
@@ -314,10 +271,6 @@ class Engine:
             return []
         name, _, attributes = self.cookie.partition("=")
         return [("set-cookie", f"{name}={sid}{attributes}")]
-
-    def _emit_connection(self, socket: EngineSocket) -> None:
-        for fn in tuple(self._handlers.get("connection", ())):
-            self._invoke(fn, socket)
 
     # -- WebSocket entry point ------------------------------------------------------------------
 
@@ -340,20 +293,15 @@ class Engine:
             if not self.allow_upgrades:
                 return await ws.reject(400, ERRORS[3].encode())
             return await socket.handle_upgrade(ws)
-        protocol = self._protocol(query.get("EIO"))
-        if protocol is None:
+        engine_protocol = self._engine_protocol(query.get("EIO"))
+        if engine_protocol is None:
             return await ws.reject(400, ERRORS[5].encode())
         refusal = await self._check_allowed(ws)
         if refusal is not None:
             return await ws.reject(403, refusal.encode())
-        self.loop = asyncio.get_running_loop()
         sid = new_sid()
         await ws.accept(self._cookie_headers(sid))
-        socket = EngineSocket(self, sid, protocol, ws, b64=False)
-        self.sessions[sid] = socket
-        socket._buffer.append((eio.OPEN, self._handshake_json(sid, [])))
-        socket._start_heartbeat()
-        self._emit_connection(socket)
+        socket = self._new_session(sid, engine_protocol, ws, False, ())
         await socket.run_websocket(ws)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -361,7 +309,7 @@ class Engine:
     async def shutdown(self) -> None:
         """Close every session (``"server shutting down"``): pending polls are answered."""
         for socket in list(self.sessions.values()):
-            socket._close("server shutting down")
+            socket.end("server shutting down")
         # let pending polls and WebSocket writers flush their close
         for _ in range(3):
             await asyncio.sleep(0)

@@ -1,33 +1,46 @@
-"""One Engine.IO session: buffering, polling and WebSocket transports, upgrade, heartbeat, close."""
+"""One Engine.IO session on the server: the driver of :class:`~.protocol.EngineProtocol`.
+
+The protocol decides (heartbeats, what a packet means, closing); this module does what needs
+time and I/O: the heartbeat timer, long-polls waiting for packets, POST bodies, the WebSocket
+reader, the polling→WebSocket upgrade, and the application's handlers.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
-import zlib
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from ..codecs import engineio as eio
-from ..exceptions import ClientGone, DecodeError, PayloadTooLarge
-from .interface import (
-    HTTPRequest,
-    RequestInfo,
-    Response,
-    WebSocketConnection,
-)
-
-if TYPE_CHECKING:
-    from .server import Engine
+from ..exceptions import ClientGone, DecodeError, PayloadTooLarge, ProtocolError
+from .handlers import Handlers, HasHandlers, Invoker
+from .polling import decode_post, ok_response, payload_response, payload_too_large
+from .protocol import EngineProtocol, Heartbeat, Role, SessionState
+from .refusals import error_response
+from .transport import HTTPRequest, RequestInfo, Response, WebSocketConnection
 
 log = logging.getLogger("sockjet.engine")
 
-_NOOP_PAYLOAD: dict[int, str] = {3: "1:6", 4: "6"}
-_RELEASE = object()  # resolves a waiting poll with a noop (upgrade in progress)
+OPEN, CLOSED, CLOSING = SessionState.OPEN, SessionState.CLOSED, SessionState.CLOSING
+_NOOP = [eio.EnginePacket(eio.NOOP)]
+_CLOSE = eio.EnginePacket(eio.CLOSE)
+_RELEASE = object()  # resolves a waiting poll with a noop (upgrade in progress, client close)
 
-Handler = Callable[..., Any]
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """What a session needs to know of its server's options (times in seconds)."""
+
+    ping_interval: float
+    ping_timeout: float
+    upgrade_timeout: float
+    close_timeout: float
+    max_http_buffer_size: int
+    queue_high_water: int  # bytes (of packets encoded for the wire, as the bindings count them)
+    queue_limit: int  # bytes
+    compression_threshold: int | None
 
 
 class Prepared:
@@ -36,24 +49,24 @@ class Prepared:
     WebSocket frames are built lazily, once per protocol variant, and shared by every recipient.
     """
 
-    __slots__ = ("_frames", "packets")
+    __slots__ = ("_frames", "packets", "size")
 
     def __init__(self, messages: list[str | bytes]) -> None:
-        self.packets: list[eio.EnginePacket] = [eio.EnginePacket(eio.MESSAGE, m)
-                                                for m in messages]
+        self.packets = [eio.EnginePacket(eio.MESSAGE, m) for m in messages]
+        self.size = sum(len(m) for m in messages) + len(messages)  # + the type of each
         self._frames: dict[tuple[int, bool], list[str | bytes]] = {}
 
-    def frames(self, protocol: int, b64: bool) -> list[str | bytes]:
-        key = (protocol, b64)
+    def frames(self, engine_protocol: int, b64: bool) -> list[str | bytes]:
+        key = (engine_protocol, b64)
         frames = self._frames.get(key)
         if frames is None:
             frames = self._frames[key] = [
-                eio.encode_frame(t, d, protocol, b64) for t, d in self.packets
+                eio.encode_frame(t, d, engine_protocol, b64) for t, d in self.packets
             ]
         return frames
 
 
-class EngineSocket:
+class EngineSocket(EngineProtocol, HasHandlers):
     """An Engine.IO session as the application sees it.
 
     Events (``socket.on(name, handler)``): ``message(data)`` with ``str`` or ``bytes``,
@@ -62,69 +75,35 @@ class EngineSocket:
     ``upgrade()`` once the session moved to WebSocket.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_b64",
-        "_buffer",
-        "_close_wait",
-        "_dispatching",
-        "_handlers",
-        "_last_seen",
-        "_loop",
-        "_on_message",
-        "_ping_handle",
-        "_poll",
-        "_posting",
-        "_timeout_handle",
-        "_write_now",
-        "_writing",
-        "_ws",
-        "_ws_b64",
-        "_ws_queue",
-        "_ws_wake",
-        "protocol",
-        "request",
-        "server",
-        "sid",
-        "state",
-        "upgrading",
-    )
+    __slots__ = ("__weakref__", "_b64", "_buffered", "_close_wait", "_config", "_forget",
+                 "_invoker", "_loop", "_on_message", "_poll", "_posting", "_timer", "_ws",
+                 "_ws_b64", "handlers", "request", "sid")
 
-    def __init__(
-        self,
-        server: Engine,
-        sid: str,
-        protocol: int,
-        request: RequestInfo,
-        b64: bool,
-    ) -> None:
-        self.server = server
+    def __init__(self, sid: str, engine_protocol: int, request: RequestInfo, b64: bool,
+                 handshake: str, config: SessionConfig, invoker: Invoker,
+                 forget: Callable[[EngineSocket], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        super().__init__(Role.SERVER, engine_protocol, config.ping_interval,
+                         config.ping_timeout, self._loop.time)
         self.sid = sid
-        self.protocol = protocol
         #: the handshake request (headers, query, client address...)
         self.request = request
-        self.state = "open"  # open -> closing (polling close packet pending) -> closed
-        self.upgrading = False
-        self._loop = asyncio.get_running_loop()
+        self.handlers = Handlers()
+        self._config = config
+        self._invoker = invoker
+        self._forget = forget
         self._b64 = b64
-        self._buffer: list[eio.EnginePacket] = []
+        self._buffered = 0  # bytes in the polling buffer
         self._poll: asyncio.Future[Any] | None = None
         self._posting = False
         self._ws: WebSocketConnection | None = None
         self._ws_b64 = False
-        self._ws_queue: deque[str | bytes] = deque()
-        self._ws_wake: asyncio.Future[None] | None = None
-        self._handlers: dict[str, list[Handler]] = {}
         #: the layer above (Socket.IO) takes messages through this direct, synchronous hook
         self._on_message: Callable[[str | bytes], None] | None = None
-        self._dispatching = False  # the reader is handling a frame: it flushes replies itself
-        self._writing = False  # a flush is under way (reader or writer): one at a time
-        #: set when the connection writes synchronously (native binding): no queue, no writer
-        self._write_now: Callable[[list[str | bytes]], None] | None = None
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._timeout_handle: asyncio.TimerHandle | None = None
         self._close_wait: asyncio.TimerHandle | None = None
-        self._last_seen = self._loop.time()
+        self.buffer.append(eio.EnginePacket(eio.OPEN, handshake))
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(self.heartbeat_at,
+                                                                     self._on_timer)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -132,18 +111,9 @@ class EngineSocket:
     def transport(self) -> str:
         return "polling" if self._ws is None else "websocket"
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register a handler (also usable as a decorator)."""
-
-        def register(fn: Handler) -> Handler:
-            self._handlers.setdefault(event, []).append(fn)
-            return fn
-
-        return register(handler) if handler is not None else register
-
     def send(self, data: str | bytes) -> bool:
         """Queue a message; ``False`` when the session is no longer open."""
-        return self._send_packet(eio.MESSAGE, data)
+        return self.write_packet(eio.MESSAGE, data)
 
     def set_message_hook(self, hook: Callable[[str | bytes], None]) -> None:
         """Deliver messages to ``hook(data)`` (synchronous) before any ``message`` handlers:
@@ -151,8 +121,9 @@ class EngineSocket:
         self._on_message = hook
 
     def close(self) -> None:
-        """Close the session from the server side (reason ``"forced close"``)."""
-        self._close("forced close", graceful=True)
+        """Close the session from the server side (reason ``"forced close"``): what is queued
+        still goes out first."""
+        self.end("forced close", graceful=True)
 
     @property
     def poll_pending(self) -> bool:
@@ -167,202 +138,162 @@ class EngineSocket:
 
     @property
     def buffered(self) -> int:
-        """Packets waiting to be written (polling buffer or WebSocket queue)."""
-        return len(self._buffer) + len(self._ws_queue)
+        """Bytes waiting to be written (polling buffer or WebSocket backlog)."""
+        ws = self._ws
+        return ws.backlog() if ws is not None else self._buffered
 
     @property
     def writable(self) -> bool:
         """Whether a packet sent now goes out at once: volatile packets are dropped otherwise.
 
-        Over polling that means a poll is waiting; over WebSocket that the queue is under
-        ``queue_high_water``.
+        Over polling that means a poll is waiting; over WebSocket that less than
+        ``queue_high_water`` is still unsent.
         """
-        if self.state != "open":
+        if self.state is not OPEN:
             return False
-        if self._ws is not None:
-            if self._write_now is not None:  # unsent bytes, 1 KiB counted as one packet
-                return self._ws.backlog() < self.server.queue_high_water * 1024  # type: ignore[attr-defined]
-            return len(self._ws_queue) < self.server.queue_high_water
-        return self._poll is not None and len(self._buffer) < self.server.queue_high_water
+        ws = self._ws
+        if ws is not None:
+            return ws.backlog() < self._config.queue_high_water
+        return self._poll is not None and self._buffered < self._config.queue_high_water
 
     def send_prepared(self, prepared: Prepared, volatile: bool = False) -> bool:
         """Queue pre-encoded messages; ``False`` if closed (or dropped, when ``volatile``)."""
-        if self.state != "open" or (volatile and not self.writable):
+        if self.state is not OPEN or (volatile and not self.writable):
             return False
-        if self._ws is not None:
-            return self._write_frames(prepared.frames(self.protocol, self._ws_b64))
-        return self._buffer_packets(prepared.packets)
+        ws = self._ws
+        if ws is not None:
+            ws.write(prepared.frames(self.engine_protocol, self._ws_b64))
+            return self._within_limit(ws.backlog())
+        self.buffer.extend(prepared.packets)
+        return self._buffer_grew(prepared.size)
 
-    # -- sending ------------------------------------------------------------------------------
+    # -- what the protocol writes -------------------------------------------------------------
 
-    def _send_packet(self, ptype: int, data: str | bytes = "") -> bool:
-        if self.state != "open":
+    def write_packet(self, ptype: eio.EnginePacketType, data: str | bytes = "") -> bool:
+        if self.state is not OPEN:
             return False
-        if self._ws is not None:
-            return self._write_frames([eio.encode_frame(ptype, data, self.protocol, self._ws_b64)])
-        return self._buffer_packets([(ptype, data)])
+        ws = self._ws
+        if ws is not None:
+            ws.write([eio.encode_frame(ptype, data, self.engine_protocol, self._ws_b64)])
+            return self._within_limit(ws.backlog())
+        self.buffer.append(eio.EnginePacket(ptype, data))
+        return self._buffer_grew(len(data) + 1)  # the packet type is a byte too
 
-    def _write_frames(self, frames: list[str | bytes]) -> bool:
-        write_now = self._write_now
-        if write_now is not None:  # synchronous writes: unsent KiB count against queue_limit
-            write_now(frames)
-            over = self._ws.backlog() > self.server.queue_limit * 1024  # type: ignore[union-attr]
-        else:
-            self._ws_queue.extend(frames)
-            if not self._dispatching:
-                self._wake_writer()
-            over = len(self._ws_queue) > self.server.queue_limit
-        if over:  # a peer this far behind is cut off instead of growing memory
-            self._close("transport error", detail="send queue over queue_limit")
-            return False
-        return True
-
-    def _buffer_packets(self, packets: list[eio.EnginePacket]) -> bool:
-        self._buffer.extend(packets)
+    def _buffer_grew(self, size: int) -> bool:
+        self._buffered += size
         poll = self._poll
         if poll is not None and not poll.done():
             poll.set_result(None)
-        if len(self._buffer) > self.server.queue_limit:
-            self._close("transport error", detail="send queue over queue_limit")
+        return self._within_limit(self._buffered)
+
+    def _within_limit(self, backlog: int) -> bool:
+        if backlog > self._config.queue_limit:  # a client this far behind is cut off
+            self.end("transport error", detail="send queue over queue_limit")
             return False
         return True
 
     # -- heartbeat ----------------------------------------------------------------------------
 
-    def _start_heartbeat(self) -> None:
-        if self.protocol >= 4:
-            self._ping_handle = self._loop.call_later(self.server.ping_interval, self._ping)
-        else:
-            self._ping_handle = self._loop.call_later(
-                self.server.ping_interval + self.server.ping_timeout, self._check_silence
-            )
-
-    def _ping(self) -> None:
-        self._ping_handle = None
-        if self._send_packet(eio.PING):
-            self._timeout_handle = self._loop.call_later(
-                self.server.ping_timeout, self._close, "ping timeout"
-            )
-
-    def _check_silence(self) -> None:
-        # v3: the client pings; a session silent for pingInterval+pingTimeout is dead. The
-        # deadline moves with every packet received without rearming a timer per packet.
-        deadline = self._last_seen + self.server.ping_interval + self.server.ping_timeout
-        remaining = deadline - self._loop.time()
-        if remaining > 0.001:
-            self._ping_handle = self._loop.call_at(deadline, self._check_silence)
-        else:
-            self._ping_handle = None
-            self._close("ping timeout")
-
-    def _on_packet(self, ptype: int, data: str | bytes) -> None:
-        if self.state != "open":
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.state is not OPEN:
             return
-        if self.protocol < 4:
-            self._last_seen = self._loop.time()
-        if ptype == eio.MESSAGE:
+        if self.heartbeat() is Heartbeat.TIMED_OUT:
+            self.end("ping timeout")
+        elif self.state is OPEN:  # a ping over the limit may have closed it
+            self._timer = self._loop.call_at(self.heartbeat_at, self._on_timer)
+
+    # -- incoming -----------------------------------------------------------------------------
+
+    def _handle(self, ptype: int, data: str | bytes) -> str | None:
+        """A received packet; the close reason when the session ends because of it."""
+        try:
+            message = self.receive(ptype, data)
+        except ProtocolError as exc:  # a heartbeat in the wrong direction
+            self.end("transport error", detail=str(exc))
+            return "transport error"
+        if message is not None:
             hook = self._on_message
             if hook is not None:
-                hook(data)
-            if self._handlers:
-                self._emit("message", data)
-        elif ptype == eio.PING:
-            if self.protocol >= 4:
-                self._close("transport error", detail="invalid heartbeat direction")
-            else:
-                self._send_packet(eio.PONG, data)
-        elif ptype == eio.PONG:
-            if self.protocol < 4:
-                self._close("transport error", detail="invalid heartbeat direction")
-            elif self._timeout_handle is not None:
-                self._timeout_handle.cancel()
-                self._timeout_handle = None
-                self._ping_handle = self._loop.call_later(self.server.ping_interval, self._ping)
-        elif ptype == eio.CLOSE:
-            self._close("transport close", by_client=True)
-        # open/upgrade/noop from a client carry no meaning outside the upgrade handshake
+                hook(message)
+            if self.handlers:
+                self._invoker.emit(self.handlers, "message", message)
+        elif self.state is CLOSED:  # the client's close packet
+            self.end("transport close", by_client=True)
+            return "transport close"
+        else:  # a pong brings the next ping closer than the pong's deadline the timer waits for
+            timer = self._timer
+            if timer is not None and self.heartbeat_at < timer.when():
+                timer.cancel()
+                self._timer = self._loop.call_at(self.heartbeat_at, self._on_timer)
+        return None
 
     # -- closing ------------------------------------------------------------------------------
 
-    def _close(self, reason: str, graceful: bool = False, detail: str | None = None,
-               by_client: bool = False) -> None:
-        """End the session. ``graceful``: keep it until a poll has carried the close packet;
-        ``by_client``: the client sent a close packet (nothing more is owed to it)."""
-        if self.state != "open":
+    def end(self, reason: str, graceful: bool = False, detail: str | None = None,
+            by_client: bool = False) -> None:
+        """End the session with ``reason``. ``graceful``: over polling, what is queued goes out
+        first and the close packet in the next poll (kept for ``close_timeout`` at most);
+        ``by_client``: the client sent a close packet, nothing more is owed to it."""
+        if self.close_reason is not None:
             return
-        for handle in (self._ping_handle, self._timeout_handle):
-            if handle is not None:
-                handle.cancel()
-        self._ping_handle = self._timeout_handle = None
+        self.close_reason = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if detail:
             log.debug("session %s closed: %s (%s)", self.sid, reason, detail)
-        if self._ws is not None:
-            self.state = "closed"
-            if self._write_now is not None:
-                self._ws.close_now()  # type: ignore[attr-defined]
-            else:
-                self._wake_writer()  # the writer drains the queue, then closes the WebSocket
-            self.server._forget(self)
-        elif by_client:
-            # As engine.io: a pending poll is answered with a noop and the session is gone.
+        ws = self._ws
+        if ws is not None:
+            self.state = CLOSED
+            ws.close()  # after what was written
+            self._forget(self)
+        elif by_client:  # as engine.io: a pending poll is answered with a noop
             self._release_poll()
             self._finish_close()
-        elif graceful and self._buffer:
+        elif graceful and self.buffer:
             # As engine.io (close() waits for "drain"): the queued packets go out first and the
             # close packet in the next poll. In one payload, socket.io-client 4 would handle the
             # close before the packets (it defers decoded packets to the next tick) and lose them
             # (e.g. a DISCONNECT: "transport close" instead of "io server disconnect").
-            self.state = "closing"  # handle_poll queues the close packet once these are sent
-            self._close_wait = self._loop.call_later(self.server.close_timeout, self._finish_close)
+            self.state = CLOSING  # handle_poll queues the close packet once these are sent
+            self._close_wait = self._loop.call_later(self._config.close_timeout,
+                                                     self._finish_close)
         else:
-            self._buffer.append((eio.CLOSE, ""))
+            self.buffer.append(_CLOSE)
             poll = self._poll
             if poll is not None and not poll.done():
-                self.state = "closing"
+                self.state = CLOSING
                 poll.set_result(None)  # the waiting poll carries the close packet, then forgets
             elif graceful:
-                self.state = "closing"
-                self._close_wait = self._loop.call_later(
-                    self.server.close_timeout, self._finish_close
-                )
+                self.state = CLOSING
+                self._close_wait = self._loop.call_later(self._config.close_timeout,
+                                                         self._finish_close)
             else:
                 self._finish_close()
-        self._emit("close", reason)
+        self._invoker.emit(self.handlers, "close", reason)
+        self.handlers.clear()  # break reference cycles with application closures
+        self._on_message = None
 
     def _finish_close(self) -> None:
         if self._close_wait is not None:
             self._close_wait.cancel()
             self._close_wait = None
-        self.state = "closed"
-        self._buffer = []
-        self.server._forget(self)
-
-    def _wake_writer(self) -> None:
-        wake = self._ws_wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-    # -- events -------------------------------------------------------------------------------
-
-    def _emit(self, event: str, *args: Any) -> None:
-        handlers = self._handlers.get(event)
-        if handlers:
-            for fn in tuple(handlers):
-                self.server._invoke(fn, *args)
-        if event == "close":
-            self._handlers.clear()  # break reference cycles with application closures
-            self._on_message = None
+        self.state = CLOSED
+        self.buffer = []
+        self._buffered = 0
+        self._forget(self)
 
     # -- polling ------------------------------------------------------------------------------
 
     async def handle_poll(self, req: HTTPRequest) -> Response:
         if self._poll is not None:
             # A second GET while one waits: the first gets the close packet, this one a 400.
-            self._close("transport error", detail="overlapping poll")
-            return self.server.error_response(3)
-        if not self._buffer and self.state == "open":
+            self.end("transport error", detail="overlapping poll")
+            return error_response(3)
+        if not self.buffer and self.state is OPEN:
             if self.upgrading:
-                return self._payload_response(req, [(eio.NOOP, "")])
+                return self._respond(req, _NOOP)
             poll = self._poll = self._loop.create_future()
             log.debug("session %s: poll waiting", self.sid)
             gone = asyncio.ensure_future(req.wait_disconnect())
@@ -373,76 +304,47 @@ class EngineSocket:
                 gone.cancel()
             if not poll.done():
                 poll.cancel()
-                self._close("transport error", detail="poll aborted by the client")
-                return self.server.error_response(1)
-            if poll.result() is _RELEASE and not self._buffer:
-                return self._payload_response(req, [(eio.NOOP, "")])
-        packets, self._buffer = self._buffer, []
-        response = self._payload_response(req, packets)
-        if self.state == "closing":
-            if packets and packets[-1][0] == eio.CLOSE:
+                self.end("transport error", detail="poll aborted by the client")
+                return error_response(1)
+            if poll.result() is _RELEASE and not self.buffer:
+                return self._respond(req, _NOOP)
+        packets, self.buffer, self._buffered = self.buffer, [], 0
+        response = self._respond(req, packets)
+        if self.state is CLOSING:
+            if packets and packets[-1].type == eio.CLOSE:
                 self._finish_close()
             else:  # a graceful close was waiting for these packets to go out first
-                self._buffer.append((eio.CLOSE, ""))
+                self.buffer.append(_CLOSE)
         return response
 
-    def _payload_response(self, req: HTTPRequest, packets: list[eio.EnginePacket]) -> Response:
-        jsonp = req.query.get("j")
-        if jsonp is not None:
-            payload = eio.encode_payload(packets, self.protocol, b64=True)
-            body = eio.jsonp_wrap(jsonp, payload).encode()  # type: ignore[arg-type]
-            ctype = "text/javascript; charset=UTF-8"
-        else:
-            payload = eio.encode_payload(packets, self.protocol, b64=self._b64)
-            if isinstance(payload, bytes):
-                body, ctype = payload, "application/octet-stream"
-            else:
-                body, ctype = payload.encode(), "text/plain; charset=UTF-8"
-        headers = [("content-type", ctype), ("cache-control", "no-store")]
-        server = self.server
-        if server.compression_threshold is not None and len(body) >= server.compression_threshold:
-            encoding = _pick_encoding(req.headers.get("accept-encoding", ""))
-            if encoding == "gzip":
-                body = gzip.compress(body, compresslevel=6, mtime=0)
-            elif encoding == "deflate":
-                body = zlib.compress(body)
-            if encoding:
-                headers.append(("content-encoding", encoding))
-                headers.append(("vary", "Accept-Encoding"))
-        return Response(200, headers, body)
+    def _respond(self, req: HTTPRequest, packets: list[eio.EnginePacket]) -> Response:
+        return payload_response(packets, self.engine_protocol, self._b64, req.query,
+                                req.headers, self._config.compression_threshold)
 
     async def handle_post(self, req: HTTPRequest) -> Response:
-        server = self.server
         if self._posting:
-            self._close("transport error", detail="overlapping POST")
-            return server.error_response(3)
+            self.end("transport error", detail="overlapping POST")
+            return error_response(3)
         self._posting = True
         try:
-            body = await req.read_body(server.max_http_buffer_size)
+            body = await req.read_body(self._config.max_http_buffer_size)
         except PayloadTooLarge:
-            self._close("transport error", detail="POST body over max_http_buffer_size")
-            return Response(413, [("content-type", "text/plain; charset=UTF-8")],
-                            b"Payload Too Large")
+            self.end("transport error", detail="POST body over max_http_buffer_size")
+            return payload_too_large()
         except ClientGone:
-            self._close("transport error", detail="POST aborted by the client")
-            return server.error_response(3)
+            self.end("transport error", detail="POST aborted by the client")
+            return error_response(3)
         finally:
             self._posting = False
         try:
-            if "j" in req.query:
-                packets = eio.decode_payload(eio.decode_jsonp_form(body), self.protocol)
-            elif req.headers.get("content-type", "").startswith("application/octet-stream"):
-                packets = eio.decode_payload(body, self.protocol)
-            else:
-                packets = eio.decode_payload(body.decode("utf-8"), self.protocol)
+            packets = decode_post(body, self.engine_protocol, req.query, req.headers)
         except (DecodeError, UnicodeDecodeError) as exc:
-            self._close("parse error", detail=str(exc))
-            return server.error_response(3)
+            self.end("parse error", detail=str(exc))
+            return error_response(3)
         for ptype, data in packets:
-            if self.state != "open":
+            if self.state is not OPEN or self._handle(ptype, data) is not None:
                 break
-            self._on_packet(ptype, data)
-        return Response(200, [("content-type", "text/html")], b"ok")
+        return ok_response()
 
     def _release_poll(self) -> None:
         poll = self._poll
@@ -455,128 +357,66 @@ class EngineSocket:
         """Serve the session over ``ws`` until either side closes it; ``upgraded``: it comes
         from polling, and ``upgrade`` is emitted once the transport has switched."""
         self._ws = ws
-        self._ws_b64 = ws.query.get("b64") in ("1", "true") if self.protocol < 4 else False
-        self._write_now = getattr(ws, "write_frames", None)
-        if self._buffer:  # packets queued while polling (or the open packet) move over
-            frames = [eio.encode_frame(t, d, self.protocol, self._ws_b64) for t, d in self._buffer]
-            self._buffer = []
-            if self._write_now is not None:
-                self._write_now(frames)
-            else:
-                self._ws_queue.extend(frames)
-        writer = None if self._write_now else asyncio.ensure_future(self._ws_writer(ws))
+        self._ws_b64 = self.engine_protocol < 4 and ws.query.get("b64") in ("1", "true")
+        if self.buffer:  # packets queued while polling (or the open packet) move over
+            ws.write([eio.encode_frame(t, d, self.engine_protocol, self._ws_b64)
+                      for t, d in self.buffer])
+            self.buffer, self._buffered = [], 0
         if upgraded:  # as engine.io: the handler already sees transport == "websocket"
-            self._emit("upgrade")
-        limit = self.server.max_http_buffer_size
+            self._invoker.emit(self.handlers, "upgrade")
+        limit = self._config.max_http_buffer_size
+        engine_protocol = self.engine_protocol
         reason = "transport close"
-        try:
-            while self.state == "open":
-                msg = await ws.receive()
-                if msg is None:
-                    break
-                if len(msg) > limit // 4 and _message_size(msg) > limit:
-                    reason = "transport error"
-                    await ws.close(1009)
-                    break
-                try:
-                    ptype, data = eio.decode_frame(msg, self.protocol)
-                except DecodeError:
-                    reason = "parse error"
-                    break
-                self._dispatching = True
-                try:
-                    self._on_packet(ptype, data)
-                finally:
-                    self._dispatching = False
-                if self._ws_queue and not self._writing:
-                    # replies go out from here: no hop through the writer task
-                    try:
-                        await self._flush(ws)
-                    except Exception:  # the peer is going away mid-write
-                        # nothing more can be written, but what it sent before still counts
-                        self._ws_queue.clear()
-        finally:
-            self._close(reason)
-            if writer is not None:
-                self._wake_writer()
-                await writer
-            else:
-                await ws.close()
-
-    async def _flush(self, ws: WebSocketConnection) -> None:
-        queue = self._ws_queue
-        self._writing = True
-        try:
-            while queue:
-                await ws.send(queue.popleft())
-        finally:
-            self._writing = False
-
-    async def _ws_writer(self, ws: WebSocketConnection) -> None:
-        try:
-            while True:
-                if self._ws_queue and not self._writing:
-                    await self._flush(ws)
-                if self.state != "open":
-                    break
-                self._ws_wake = self._loop.create_future()
-                await self._ws_wake
-                self._ws_wake = None
-        except Exception:  # the peer went away mid-write: the reader sees the close
-            self._ws_queue.clear()
-            self._close("transport error")
-        finally:
-            await ws.close()
+        while self.state is OPEN:
+            message = await ws.receive()
+            if message is None:
+                break
+            if len(message) > limit // 4 and _message_size(message) > limit:
+                reason = "transport error"
+                ws.close(1009)
+                break
+            try:
+                ptype, data = eio.decode_frame(message, engine_protocol)
+            except DecodeError:
+                reason = "parse error"
+                break
+            ended = self._handle(ptype, data)
+            if ended is not None:
+                reason = ended
+                break
+        self.end(reason)
 
     async def handle_upgrade(self, ws: WebSocketConnection) -> None:
         """Polling -> WebSocket: ``2probe``/``3probe``, the poll released with a noop, ``5``."""
         await ws.accept()
-        if self._ws is not None or self.upgrading or self.state != "open":
-            await ws.close()
+        if self._ws is not None or self.upgrading or self.state is not OPEN:
+            ws.close()
             return
         self.upgrading = True
         try:
-            async with asyncio.timeout(self.server.upgrade_timeout):
-                if await ws.receive() != "2probe":
-                    await ws.close()
+            async with asyncio.timeout(self._config.upgrade_timeout):
+                answer = self.answer_probe(await ws.receive())
+                if answer is None:
+                    ws.close()
                     return
-                await ws.send("3probe")
+                ws.write([answer])
                 self._release_poll()
-                if await ws.receive() != "5":
-                    await ws.close()
+                if not self.completes_upgrade(await ws.receive()):
+                    ws.close()
                     return
         except TimeoutError:
-            await ws.close()
+            ws.close()
             return
         finally:
             self.upgrading = False
-        if self.state != "open":
-            await ws.close()
+        if self.state is not OPEN:
+            ws.close()
             return
         self._release_poll()
         await self.run_websocket(ws, upgraded=True)
 
 
-def _message_size(msg: str | bytes) -> int:
-    if isinstance(msg, str):
-        return len(msg) if msg.isascii() else len(msg.encode("utf-8", "surrogatepass"))
-    return len(msg)
-
-
-def _pick_encoding(accept: str) -> str | None:
-    """gzip or deflate per ``Accept-Encoding`` (q-values honoured; gzip preferred on a tie)."""
-    best, best_q = None, 0.0
-    for item in accept.lower().split(","):
-        name, _, params = item.strip().partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        name = name.strip()
-        if name in ("gzip", "deflate", "*") and q > best_q:
-            best, best_q = ("gzip" if name == "*" else name), q
-    return best
+def _message_size(message: str | bytes) -> int:
+    if isinstance(message, str):
+        return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
+    return len(message)

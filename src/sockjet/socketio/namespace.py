@@ -1,149 +1,22 @@
-"""Namespaces and the broadcast operator (``to``/``in_``/``except_``/``volatile``/...)."""
+"""Namespaces: communication channels multiplexed over the connections, static or created on
+demand by a dynamic namespace (a regular expression or a callable)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
-from ..codecs.socketio import RESERVED_EVENTS
-from ..exceptions import AckTimeout
+from ..engine.handlers import H, Handler, Handlers
 from .adapter import Adapter, BroadcastOptions
+from .operator import BroadcastOperator, check_event_name
 
 if TYPE_CHECKING:
     from .server import SocketServer
     from .socket import Socket
 
-Handler = Callable[..., Any]
 AdapterFactory = Callable[["Namespace"], Adapter]
 
 _CONNECTION_EVENTS = ("connection", "connect")
-
-
-def _room_set(rooms: str | Iterable[str]) -> frozenset[str]:
-    if isinstance(rooms, str):
-        return frozenset((rooms,))
-    result = frozenset(rooms)
-    if not all(isinstance(r, str) for r in result):
-        raise TypeError("room names must be strings")
-    return result
-
-
-def check_event_name(event: Any) -> None:
-    if not isinstance(event, str):
-        raise TypeError(f"event name must be a string, not {type(event).__name__}")
-    if event in RESERVED_EVENTS:
-        raise ValueError(f"{event!r} is a reserved event name")
-
-
-_NO_OPTIONS = BroadcastOptions()
-
-
-class BroadcastOperator:
-    """An immutable selection of sockets plus flags; every chained call returns a new one."""
-
-    __slots__ = ("_opts", "_target")
-
-    def __init__(self, target: Namespace, opts: BroadcastOptions | None = None) -> None:
-        self._target = target
-        self._opts = opts if opts is not None else _NO_OPTIONS
-
-    def _with(self, **changes: Any) -> BroadcastOperator:
-        fields = {
-            "rooms": self._opts.rooms, "except_rooms": self._opts.except_rooms,
-            "volatile": self._opts.volatile, "compress": self._opts.compress,
-            "local": self._opts.local, "timeout": self._opts.timeout,
-        }
-        fields.update(changes)
-        return BroadcastOperator(self._target, BroadcastOptions(**fields))
-
-    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Target the sockets in these rooms (socket ids are rooms too); chainable (union)."""
-        return self._with(rooms=self._opts.rooms | _room_set(rooms))
-
-    in_ = to
-
-    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
-        """Leave out the sockets in these rooms."""
-        return self._with(except_rooms=self._opts.except_rooms | _room_set(rooms))
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        """Drop the packet for sockets that cannot take it right now."""
-        return self._with(volatile=True)
-
-    @property
-    def local(self) -> BroadcastOperator:
-        """Only this server's sockets (no fan-out through the adapter)."""
-        return self._with(local=True)
-
-    def compress(self, flag: bool = True) -> BroadcastOperator:
-        return self._with(compress=bool(flag))
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        """Time limit for :meth:`emit_with_ack`."""
-        if not isinstance(seconds, int | float) or seconds <= 0:
-            raise ValueError("timeout must be a positive number of seconds")
-        return self._with(timeout=float(seconds))
-
-    @property
-    def options(self) -> BroadcastOptions:
-        return self._opts
-
-    def emit(self, event: str, *args: Any) -> bool:
-        """Send an event to every selected socket; the packet is encoded once."""
-        check_event_name(event)
-        self._target.adapter.broadcast([event, *args], self._opts)
-        return True
-
-    def send(self, *args: Any) -> bool:
-        return self.emit("message", *args)
-
-    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Emit and wait for every client's ack: a list of replies (one value per client, a tuple
-        when a client answered with several arguments). Needs :meth:`timeout` unless every
-        client is known to answer; raises :class:`AckTimeout` with the partial result."""
-        check_event_name(event)
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        replies: dict[str, Any] = {}
-
-        def on_ack(sid: str, ack_args: list[Any]) -> None:
-            replies[sid] = ack_args[0] if len(ack_args) == 1 else tuple(ack_args)
-            if len(replies) >= len(targets) and not done.done():
-                done.set_result(None)
-
-        targets = self._target.adapter.broadcast_with_ack([event, *args], self._opts, on_ack)
-        if len(replies) >= len(targets):
-            return [replies[sid] for sid in targets if sid in replies]
-        try:
-            if self._opts.timeout is None:
-                await done
-            else:
-                await asyncio.wait_for(asyncio.shield(done), self._opts.timeout)
-        except TimeoutError:
-            missing = [sid for sid in targets if sid not in replies]
-            raise AckTimeout(
-                f"{len(missing)} of {len(targets)} clients did not acknowledge {event!r} "
-                f"within {self._opts.timeout} s",
-                responses=[replies[sid] for sid in targets if sid in replies],
-                missing=missing,
-            ) from None
-        return [replies[sid] for sid in targets]
-
-    async def fetch_sockets(self) -> list[Any]:
-        """The selected sockets (local :class:`Socket` objects; remote ones with an adapter)."""
-        return await self._target.adapter.fetch_sockets(self._opts)
-
-    def sockets_join(self, rooms: str | Iterable[str]) -> None:
-        self._target.adapter.add_sockets(self._opts, _room_set(rooms))
-
-    def sockets_leave(self, rooms: str | Iterable[str]) -> None:
-        self._target.adapter.del_sockets(self._opts, _room_set(rooms))
-
-    def disconnect_sockets(self, close: bool = False) -> None:
-        """Disconnect the selected sockets (``close=True`` also closes their connections)."""
-        self._target.adapter.disconnect_sockets(self._opts, close)
 
 
 class Namespace:
@@ -156,8 +29,9 @@ class Namespace:
         self.parent = parent
         #: connected sockets by id
         self.sockets: dict[str, Socket] = {}
-        self._middlewares: list[Handler] = parent._middlewares if parent else []
-        self._handlers: dict[str, list[Handler]] = {}
+        #: connection middlewares (a dynamic parent's are shared by its children)
+        self.middlewares: list[Handler] = parent.middlewares if parent else []
+        self.handlers = Handlers()
         self._ack_ids = 0
         #: connections running this namespace's middlewares (a child is not removed meanwhile)
         self._connecting = 0
@@ -196,29 +70,28 @@ class Namespace:
 
     # -- registration ---------------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
         """``connection``/``connect`` handlers receive each new socket; other names receive
         :meth:`server_side_emit` calls from other servers. Usable as a decorator."""
+        return self.handlers.on("connection" if event in _CONNECTION_EVENTS else event, handler)
 
-        def register(fn: Handler) -> Handler:
-            key = "connection" if event in _CONNECTION_EVENTS else event
-            self._handlers.setdefault(key, []).append(fn)
-            return fn
-
-        return register(handler) if handler is not None else register
-
-    def use(self, middleware: Handler) -> Any:
+    def use(self, middleware: H) -> H:
         """Run ``middleware(socket)`` (sync or async) before each connection; raising
         :class:`ConnectionRefused` refuses it with that message and data."""
-        self._middlewares.append(middleware)
+        self.middlewares.append(middleware)
         return middleware
 
-    def _emit_local(self, event: str, *args: Any) -> None:
-        invoke = self.server.engine._invoke
-        for fn in tuple(self._handlers.get(event, ())):
-            invoke(fn, *args)
+    def dispatch(self, event: str, *args: Any) -> None:
+        """Call this namespace's handlers of ``event`` (then its dynamic parent's)."""
+        self.server.invoker.emit(self.handlers, event, *args)
         if self.parent is not None:
-            self.parent._emit_local(event, *args)
+            self.parent.dispatch(event, *args)
 
     # -- broadcast API (each a shortcut for the operator) ---------------------------------------
 

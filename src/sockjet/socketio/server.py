@@ -7,16 +7,19 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qsl
 
 from ..codecs import socketio as sio
+from ..engine.handlers import H, Invoker
+from ..engine.protocol import SessionState
 from ..engine.server import Engine, new_sid
 from ..engine.session import EngineSocket
 from ..exceptions import ConnectionRefused, DecodeError
-from .namespace import AdapterFactory, BroadcastOperator, Handler, Namespace, ParentNamespace
+from .namespace import AdapterFactory, Namespace, ParentNamespace
+from .operator import BroadcastOperator
 from .socket import Handshake, Socket
 
 log = logging.getLogger("sockjet.socketio")
@@ -25,22 +28,33 @@ class Connection:
     """One Engine.IO session seen by the Socket.IO layer: decodes packets, routes them to the
     sockets of its namespaces, and writes their packets."""
 
-    __slots__ = ("__weakref__", "_connecting", "_timer", "decoder", "engine", "protocol", "server",
-                 "sockets")
+    __slots__ = (
+        "__weakref__",
+        "_timer",
+        "connecting",
+        "decoder",
+        "engine",
+        "server",
+        "socketio_protocol",
+        "sockets",
+    )
 
     def __init__(self, server: SocketServer, engine: EngineSocket) -> None:
         self.server = server
         self.engine = engine
-        #: Socket.IO protocol: 4 for Engine.IO 3 clients (socket.io-client 2.x), else 5
-        self.protocol = 5 if engine.protocol >= 4 else 4
+        #: the client's Socket.IO protocol: 4 for Engine.IO 3 clients (socket.io-client 2.x),
+        #: else 5
+        self.socketio_protocol = 5 if engine.engine_protocol >= 4 else 4
         self.decoder = sio.Decoder(5)  # v5 validation rules apply to both (as in Node 4.x)
+        #: connected sockets by namespace name
         self.sockets: dict[str, Socket] = {}
-        self._connecting: set[str] = set()
+        #: namespaces whose CONNECT is being processed (middlewares running)
+        self.connecting: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         engine.set_message_hook(self._on_message)
         engine.on("close", self._on_close)
-        if self.protocol == 4:
-            server._connect(self, "/", {}, None)  # v2 clients are connected to "/" implicitly
+        if self.socketio_protocol == 4:  # v2 clients are connected to "/" implicitly
+            server.connect_namespace(self, "/", {})
         else:
             self._timer = asyncio.get_running_loop().call_later(
                 server.connect_timeout, self._on_connect_timeout)
@@ -61,29 +75,30 @@ class Connection:
             return
         if packet.type == sio.CONNECT:
             nsp = packet.nsp
-            if nsp in self.sockets or nsp in self._connecting:
+            if nsp in self.sockets or nsp in self.connecting:
                 log.debug("closing %s: second CONNECT for %s", self.engine.sid, nsp)
                 return self.engine.close()
-            if self.protocol == 4:
+            if self.socketio_protocol == 4:
                 auth = dict(parse_qsl(packet.query or "", keep_blank_values=True))
             else:
                 auth = packet.data or {}
-            self.server._connect(self, nsp, auth, packet.query)
+            self.server.connect_namespace(self, nsp, auth)
             return
         socket = self.sockets.get(packet.nsp)
         if socket is None or packet.type == sio.CONNECT_ERROR:
             log.debug("closing %s: packet for unconnected namespace %s", self.engine.sid,
                       packet.nsp)
             return self.engine.close()
-        socket._on_packet(packet)
+        socket.receive(packet)
 
-    def _attach(self, socket: Socket) -> None:
+    def attach(self, socket: Socket) -> None:
+        """``socket`` joined its namespace over this connection."""
         self.sockets[socket.nsp.name] = socket
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _detach(self, socket: Socket) -> None:
+    def detach(self, socket: Socket) -> None:
         if self.sockets.get(socket.nsp.name) is socket:
             del self.sockets[socket.nsp.name]
 
@@ -103,19 +118,19 @@ class Connection:
             self._timer.cancel()
             self._timer = None
         for socket in list(self.sockets.values()):
-            socket._on_close(reason)
-        self._connecting.clear()
+            socket.end(reason)
+        self.connecting.clear()
 
     # -- namespace connect replies --------------------------------------------------------------
 
-    def _send_connect(self, socket: Socket) -> None:
-        data = {"sid": socket.id} if self.protocol == 5 else None
+    def send_connect(self, socket: Socket) -> None:
+        data = {"sid": socket.id} if self.socketio_protocol == 5 else None
         self.send(sio.encode(sio.CONNECT, socket.nsp.name, data)[0], ())
 
-    def _send_connect_error(self, nsp: str, message: str, data: Any = None) -> None:
-        if self.protocol == 5 or message == "Invalid namespace":
+    def send_connect_error(self, nsp: str, message: str, data: Any = None) -> None:
+        if self.socketio_protocol == 5 or message == "Invalid namespace":
             payload: Any = {"message": message}
-            if data is not None and self.protocol == 5:
+            if data is not None and self.socketio_protocol == 5:
                 payload["data"] = data
         else:  # socket.io 2.x clients get err.data || err.message
             payload = data if data is not None else message
@@ -143,6 +158,8 @@ class SocketServer:
             raise ValueError("connect_timeout must be a positive number of seconds")
         self.engine = Engine(path=path, **engine_options)
         self.engine.on("connection", self._on_engine_connection)
+        #: calls the Socket.IO handlers and middlewares (failures logged as sockjet.socketio)
+        self.invoker = Invoker(log)
         self.connect_timeout = float(connect_timeout)
         #: remove a dynamic child namespace once it has no sockets (Node: off by default)
         self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
@@ -203,14 +220,20 @@ class SocketServer:
             return
         del self._nsps[nsp.name]
         nsp.parent.children.pop(nsp.name, None)
-        self.engine._invoke(nsp.adapter.close)
+        self.invoker.track(nsp.adapter.close())
 
     # -- shortcuts to the main namespace --------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
         return self.sockets.on(event, handler)
 
-    def use(self, middleware: Handler) -> Any:
+    def use(self, middleware: H) -> H:
         return self.sockets.use(middleware)
 
     def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
@@ -272,7 +295,7 @@ class SocketServer:
         loop = self.engine.loop
         if loop is None:
             raise RuntimeError("the server is not running yet (no event loop to emit on)")
-        operator = self.of(namespace)._operator()
+        operator = BroadcastOperator(self.of(namespace))
         if to is not None:
             operator = operator.to(to)
         loop.call_soon_threadsafe(operator.emit, event, *args)
@@ -288,50 +311,50 @@ class SocketServer:
     def _on_engine_connection(self, engine_socket: EngineSocket) -> None:
         Connection(self, engine_socket)
 
-    def _connect(self, conn: Connection, name: str, auth: dict[str, Any],
-                 query: str | None) -> None:
+    def connect_namespace(self, conn: Connection, name: str, auth: dict[str, Any]) -> None:
+        """A client's CONNECT to namespace ``name``: middlewares, then the socket or a refusal."""
         nsp = self._nsps.get(name)
-        if nsp is not None and not nsp._middlewares:
+        if nsp is not None and not nsp.middlewares:
             self._finish_connect(conn, self._new_socket(nsp, conn, auth))  # fast path: no await
             return
-        conn._connecting.add(name)
-        self.engine._invoke(self._connect_async, conn, name, auth)
+        conn.connecting.add(name)
+        self.invoker.track(self._connect_async(conn, name, auth))
 
     async def _connect_async(self, conn: Connection, name: str, auth: dict[str, Any]) -> None:
         nsp: Namespace | None = None
         try:
             nsp = self._nsps.get(name) or await self._match_dynamic(name, auth)
             if nsp is None:
-                if conn.engine.state == "open":
-                    conn._send_connect_error(name, "Invalid namespace")
+                if conn.engine.state is SessionState.OPEN:
+                    conn.send_connect_error(name, "Invalid namespace")
                 return
             nsp.connecting(+1)  # before any await: the namespace stays while we are on our way
-            if conn.engine.state != "open":
+            if conn.engine.state is not SessionState.OPEN:
                 return
             socket = self._new_socket(nsp, conn, auth)
             try:
-                for middleware in tuple(nsp._middlewares):
+                for middleware in tuple(nsp.middlewares):
                     result = middleware(socket)
                     if inspect.isawaitable(result):
                         await result
             except ConnectionRefused as exc:
-                conn._send_connect_error(name, exc.message, exc.data)
+                conn.send_connect_error(name, exc.message, exc.data)
                 return
             except Exception:
                 log.exception("connection middleware failed on %s", name)
-                conn._send_connect_error(name, "Internal server error")
+                conn.send_connect_error(name, "Internal server error")
                 return
-            if conn.engine.state == "open":
+            if conn.engine.state is SessionState.OPEN:
                 self._finish_connect(conn, socket)
         finally:
-            conn._connecting.discard(name)
+            conn.connecting.discard(name)
             if nsp is not None:
                 nsp.connecting(-1)
 
     def _new_socket(self, nsp: Namespace, conn: Connection, auth: dict[str, Any]) -> Socket:
         engine = conn.engine
         request = engine.request
-        if conn.protocol == 4:
+        if conn.socketio_protocol == 4:
             sid = engine.sid if nsp.name == "/" else f"{nsp.name}#{engine.sid}"
         else:
             sid = new_sid()
@@ -352,5 +375,5 @@ class SocketServer:
         return Socket(nsp, conn, sid, handshake)
 
     def _finish_connect(self, conn: Connection, socket: Socket) -> None:
-        conn._send_connect(socket)
-        socket._on_connect()
+        conn.send_connect(socket)
+        socket.start()

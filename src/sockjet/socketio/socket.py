@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import socketio as sio
-from ..exceptions import AckTimeout, Disconnected
-from .namespace import BroadcastOperator, _room_set, check_event_name
+from ..engine.handlers import Handler, Handlers, HasHandlers, is_awaitable
+from ..exceptions import Disconnected
+from .acks import Acks, AckWaiter, ack_args
+from .operator import BroadcastOperator, check_event_name, room_set
 
 if TYPE_CHECKING:
     from .namespace import Namespace
     from .server import Connection
 
 log = logging.getLogger("sockjet.socketio")
-
-Handler = Callable[..., Any]
 
 
 @dataclass(slots=True)
@@ -51,40 +50,15 @@ class _Done:
 _DONE = _Done()
 
 
-#: return values that are certainly not awaitable (skips the slower ABC check)
-_PLAIN = frozenset({type(None), tuple, list, dict, str, int, float, bool, bytes})
-
-
-def ack_args(result: Any) -> list[Any]:
-    """A handler's return value as ack arguments: ``None`` → none, tuple → several."""
-    if result is None:
-        return []
-    if isinstance(result, tuple):
-        return list(result)
-    return [result]
-
-
-class Socket:
+class Socket(HasHandlers):
     """One client connected to one namespace.
 
     ``socket.on(event)`` handlers get the event arguments; when the client asked for an
     acknowledgement, the handler's return value is sent back (a tuple for several values).
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_acks",
-        "_any",
-        "_handlers",
-        "_middlewares",
-        "conn",
-        "connected",
-        "data",
-        "handshake",
-        "id",
-        "nsp",
-        "server",
-    )
+    __slots__ = ("__weakref__", "_any", "_invoker", "_middlewares", "acks", "conn", "connected",
+                 "data", "handlers", "handshake", "id", "nsp", "server")
 
     def __init__(self, nsp: Namespace, conn: Connection, sid: str, handshake: Handshake) -> None:
         self.nsp = nsp
@@ -95,10 +69,12 @@ class Socket:
         #: free-form per-socket storage (``fetch_sockets`` exposes it)
         self.data: dict[str, Any] = {}
         self.connected = False
-        self._handlers: dict[str, list[Handler]] = {}
+        self.handlers = Handlers()
+        #: the callbacks waiting for this client's acks
+        self.acks = Acks()
         self._any: list[Handler] = []
         self._middlewares: list[Handler] = []
-        self._acks: dict[int, Callable[..., Any]] = {}
+        self._invoker = self.server.invoker
 
     def __repr__(self) -> str:
         return f"<Socket {self.id!r} nsp={self.nsp.name!r} connected={self.connected}>"
@@ -115,27 +91,15 @@ class Socket:
         return self.conn.engine.transport
 
     @property
-    def protocol(self) -> int:
-        """Socket.IO protocol of the client: 4 (socket.io-client 2.x) or 5 (3.x/4.x)."""
-        return self.conn.protocol
+    def socketio_protocol(self) -> int:
+        """The client's Socket.IO protocol: 4 (socket.io-client 2.x) or 5 (3.x/4.x)."""
+        return self.conn.socketio_protocol
 
     # -- handlers -------------------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register an event handler (also usable as a decorator)."""
-
-        def register(fn: Handler) -> Handler:
-            self._handlers.setdefault(event, []).append(fn)
-            return fn
-
-        return register(handler) if handler is not None else register
-
     def off(self, event: str, handler: Handler | None = None) -> None:
         """Remove one handler, or all handlers of ``event``."""
-        if handler is None:
-            self._handlers.pop(event, None)
-        elif handler in self._handlers.get(event, ()):
-            self._handlers[event].remove(handler)
+        self.handlers.off(event, handler)
 
     def on_any(self, handler: Handler) -> Handler:
         """``handler(event, *args)`` for every incoming event, before the event's own handlers."""
@@ -164,7 +128,7 @@ class Socket:
         ack_id = None
         if callback is not None:
             ack_id = self.nsp.next_ack_id()
-            self._acks[ack_id] = callback
+            self.acks.add(ack_id, callback)
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, [event, *args], ack_id)
         return self.conn.send(text, attachments)
 
@@ -175,19 +139,17 @@ class Socket:
         """Emit and wait for the client's ack: its single value, a tuple for several, ``None``
         for none. Raises :class:`AckTimeout` after ``timeout`` seconds, :class:`Disconnected` if
         the socket goes away first."""
-        waiter = AckWaiter(asyncio.get_running_loop().create_future())
-        future = waiter.future
-        if not self.emit(event, *args, callback=waiter):
+        check_event_name(event)
+        if not self.connected:
             raise Disconnected(f"socket {self.id} is not connected")
-        try:
-            if timeout is None:
-                return await future
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            for ack_id, callback in list(self._acks.items()):
-                if callback is waiter:
-                    del self._acks[ack_id]
-            raise AckTimeout(f"{event!r} was not acknowledged within {timeout} s") from None
+        waiter = AckWaiter()
+        ack_id = self.nsp.next_ack_id()
+        self.acks.add(ack_id, waiter)
+        text, attachments = sio.encode(sio.EVENT, self.nsp.name, [event, *args], ack_id)
+        if not self.conn.send(text, attachments):
+            self.acks.discard(ack_id)
+            raise Disconnected(f"socket {self.id} is not connected")
+        return await self.acks.wait(ack_id, waiter, timeout, repr(event))
 
     def timeout(self, seconds: float) -> _TimedSocket:
         """``await socket.timeout(5).emit_with_ack(...)``, as in the Node API."""
@@ -221,7 +183,7 @@ class Socket:
     def join(self, rooms: str | Iterable[str]) -> Awaitable[None]:
         """Join one or several rooms. Done at once; awaiting the result is optional."""
         if self.connected:
-            self.nsp.adapter.add_all(self.id, _room_set(rooms))
+            self.nsp.adapter.add_all(self.id, room_set(rooms))
         return _DONE
 
     def leave(self, room: str) -> Awaitable[None]:
@@ -240,36 +202,60 @@ class Socket:
             self.conn.disconnect_all()
         else:
             self.conn.send(sio.encode(sio.DISCONNECT, self.nsp.name)[0], ())
-            self._on_close("server namespace disconnect")
+            self.end("server namespace disconnect")
         return self
 
-    # -- incoming -------------------------------------------------------------------------------
+    # -- what the connection drives -------------------------------------------------------------
 
-    def _on_packet(self, packet: sio.SocketIOPacket) -> None:
+    def start(self) -> None:
+        """The CONNECT was accepted: the socket joins its namespace and its own room."""
+        self.connected = True
+        nsp = self.nsp
+        nsp.add_socket(self)
+        nsp.adapter.add_all(self.id, (self.id,))
+        self.conn.attach(self)
+        nsp.dispatch("connection", self)
+
+    def receive(self, packet: sio.SocketIOPacket) -> None:
+        """A packet from the client for this namespace."""
         ptype = packet.type
-        if ptype in (sio.EVENT, sio.BINARY_EVENT):
+        if ptype == sio.EVENT or ptype == sio.BINARY_EVENT:
             if self._middlewares:
-                self.server.engine._invoke(self._run_middlewares, packet)
+                self._invoker.track(self._run_middlewares(packet))
             else:
                 self._dispatch(packet.data, packet.id)
-        elif ptype in (sio.ACK, sio.BINARY_ACK):
-            callback = self._acks.pop(packet.id, None)  # type: ignore[arg-type]
-            if callback is not None:
-                self.server.engine._invoke(callback, *packet.data)
+        elif ptype == sio.ACK or ptype == sio.BINARY_ACK:
+            self.acks.resolve(packet.id, packet.data, self._invoker)  # type: ignore[arg-type]
         elif ptype == sio.DISCONNECT:
-            self._on_close("client namespace disconnect")
+            self.end("client namespace disconnect")
+
+    def end(self, reason: str) -> None:
+        """The socket leaves its namespace (``disconnecting``, then ``disconnect``)."""
+        if not self.connected:
+            return
+        invoker = self._invoker
+        invoker.emit(self.handlers, "disconnecting", reason)
+        self.connected = False
+        self.nsp.adapter.delete_all(self.id)
+        self.conn.detach(self)
+        self.acks.fail(f"socket {self.id} disconnected")
+        invoker.emit(self.handlers, "disconnect", reason)
+        self.handlers.clear()  # break reference cycles with application closures
+        self._any.clear()
+        self._middlewares.clear()
+        self.nsp.remove_socket(self)  # last: an empty dynamic child namespace goes away
+
+    # -- incoming events ------------------------------------------------------------------------
 
     async def _run_middlewares(self, packet: sio.SocketIOPacket) -> None:
         try:
             for middleware in tuple(self._middlewares):
                 result = middleware(packet.data)
-                if inspect.isawaitable(result):
+                if is_awaitable(result):
                     await result
         except Exception as exc:
-            handlers = self._handlers.get("error")
-            if handlers:
-                for fn in tuple(handlers):
-                    self.server.engine._invoke(fn, exc)
+            if self.handlers.get("error"):
+                self._invoker.emit(self.handlers, "error", exc)
             else:
                 log.warning("packet refused by middleware on %s: %r", self.id, exc)
             return
@@ -279,78 +265,20 @@ class Socket:
     def _dispatch(self, data: list[Any], ack_id: int | None) -> None:
         event = data[0]
         args = data[1:]
+        invoker = self._invoker
         if self._any:
             for fn in tuple(self._any):
-                self.server.engine._invoke(fn, event, *args)
-        handlers = self._handlers.get(event)
-        if not handlers:
-            return
-        try:  # in registration order, as Node; the first one's return value is the ack
-            result = handlers[0](*args)
-        except Exception:
-            log.exception("error in handler for %r on %s", event, self.id)
-            ack_id = result = None  # no ack; the other handlers still run
-        if len(handlers) > 1:
-            for fn in handlers[1:]:
-                self.server.engine._invoke(fn, *args)
-        if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self.server.engine._track(task)
-            if ack_id is not None:
-                task.add_done_callback(lambda t: self._ack_from_task(t, ack_id))
-        elif ack_id is not None:
-            self._send_ack(ack_id, result)
-
-    def _ack_from_task(self, task: asyncio.Future[Any], ack_id: int) -> None:
-        if not task.cancelled() and task.exception() is None:
-            self._send_ack(ack_id, task.result())
+                invoker.call(fn, event, *args)
+        handlers = self.handlers.get(event)
+        if handlers:
+            invoker.run_event(handlers, event, args,
+                              None if ack_id is None else partial(self._send_ack, ack_id),
+                              self.id)
 
     def _send_ack(self, ack_id: int, result: Any) -> None:
         if self.connected:
             text, attachments = sio.encode(sio.ACK, self.nsp.name, ack_args(result), ack_id)
             self.conn.send(text, attachments)
-
-    def _on_connect(self) -> None:
-        self.connected = True
-        nsp = self.nsp
-        nsp.add_socket(self)
-        nsp.adapter.add_all(self.id, (self.id,))
-        self.conn._attach(self)
-        nsp._emit_local("connection", self)
-
-    def _on_close(self, reason: str) -> None:
-        if not self.connected:
-            return
-        invoke = self.server.engine._invoke
-        for fn in tuple(self._handlers.get("disconnecting", ())):
-            invoke(fn, reason)
-        self.connected = False
-        self.nsp.adapter.delete_all(self.id)
-        self.conn._detach(self)
-        acks, self._acks = self._acks, {}
-        for callback in acks.values():
-            if isinstance(callback, AckWaiter) and not callback.future.done():
-                callback.future.set_exception(Disconnected(f"socket {self.id} disconnected"))
-        for fn in tuple(self._handlers.get("disconnect", ())):
-            invoke(fn, reason)
-        self._handlers.clear()
-        self._any.clear()
-        self._middlewares.clear()
-        self.nsp.remove_socket(self)  # last: an empty dynamic child namespace goes away
-
-
-class AckWaiter:
-    """An ack callback that resolves a future: one value, a tuple for several, ``None`` for
-    none (``emit_with_ack`` of the server's sockets and of the client)."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        self.future = future
-
-    def __call__(self, *values: Any) -> None:
-        if not self.future.done():
-            self.future.set_result(values[0] if len(values) == 1 else (values or None))
 
 
 class _TimedSocket:

@@ -12,7 +12,9 @@ import time
 from collections import deque
 from typing import Any
 
+from ..bindings.asgi import Receive, Scope, Send
 from ..server import Server
+from ..socketio.socket import Socket
 
 HISTORY = 50
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -81,7 +83,7 @@ def create_chat(origins: Any = None) -> Server:
     ids = itertools.count(1)
 
     @io.on("connection")
-    def connection(socket: Any) -> None:
+    def connection(socket: Socket) -> None:
         @socket.on("join")
         def join(nick: Any) -> dict[str, Any]:
             if not isinstance(nick, str) or not nick.strip() or len(nick) > 32:
@@ -100,7 +102,8 @@ def create_chat(origins: Any = None) -> Server:
             message = {"id": next(ids), "from": nick, "text": text[:500], "at": time.time()}
             history.append(message)
             io.to("chat").emit("chat", message)
-            return message["id"]  # the ack
+            ack: int = message["id"]
+            return ack
 
         @socket.on("typing")
         def typing() -> None:
@@ -124,7 +127,7 @@ def create_demo(host: str = "127.0.0.1", port: int = 3000,
     api = f"http://{'127.0.0.1' if host in _WILDCARD_HOSTS else host}:{port}"
     page = PAGE.replace("__API__", api).encode()
 
-    async def page_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def page_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.close", "code": 1000})

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import websockets
+from websockets.typing import Origin
 
 from ..engine.cors import parse_origin
 
@@ -270,7 +271,8 @@ def _check_upgrade(target: _Target, sid: str, eio: int, origin: str | None,
 
     async def probe() -> Step:
         try:
-            async with websockets.connect(url, origin=origin, additional_headers=headers,
+            ws_origin = None if origin is None else Origin(origin)
+            async with websockets.connect(url, origin=ws_origin, additional_headers=headers,
                                           open_timeout=timeout, compression=None) as ws:
                 await ws.send("2probe")
                 answer = await asyncio.wait_for(ws.recv(), timeout)

@@ -20,8 +20,8 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request as HandshakeRequest
 from websockets.server import ServerProtocol
 
-from ...engine.interface import Response
 from ...engine.notices import peer_mistake
+from ...engine.transport import Response
 from ...exceptions import ClientGone, PayloadTooLarge, RequestRefused
 from ..guards import GuardedConnection, Lingering, Phase, refusal_bytes
 from .websocket import NativeWebSocket
@@ -463,4 +463,4 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         except Exception:
             log.exception("error in WebSocket session")
         finally:
-            await ws.close()
+            ws.close()

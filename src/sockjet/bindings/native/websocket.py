@@ -22,9 +22,11 @@ from ...engine.notices import peer_mistake
 if TYPE_CHECKING:
     from .server import NativeServer
 
+#: frame payloads as the WebSocket library hands them over
+Buffer = bytes | bytearray | memoryview
 
 class NativeWebSocket:
-    """The engine's WebSocket connection (:class:`~sockjet.engine.interface.WebSocketConnection`).
+    """The engine's WebSocket connection (:class:`~sockjet.engine.transport.WebSocketConnection`).
 
     Created once the handshake request is known to be a valid WebSocket opening handshake;
     the engine then accepts or rejects it.
@@ -47,7 +49,7 @@ class NativeWebSocket:
         self.query, self.headers, self.scheme, self.client = query, headers, scheme, client
         self._messages: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
+        self._fragments: list[Buffer] | None = None  # a fragmented message being reassembled
         self._text = False  # ... and whether it is text
         self.closed = False
         self.unflushed = 0  # bytes serialised but not yet handed to the transport
@@ -108,10 +110,10 @@ class NativeWebSocket:
             return False
         return True
 
-    def _message(self, text: bool, data: bytes) -> bool:
+    def _message(self, text: bool, data: Buffer) -> bool:
         if text:
             try:
-                self._push(data.decode("utf-8"))
+                self._push(str(data, "utf-8"))
             except UnicodeDecodeError:
                 peer_mistake(self.client, "invalid UTF-8 in a WebSocket text message")
                 self._proto.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
@@ -141,7 +143,7 @@ class NativeWebSocket:
 
     # -- outgoing -------------------------------------------------------------------------------
 
-    def write_frames(self, frames: list[str | bytes]) -> None:
+    def write(self, frames: list[str | bytes]) -> None:
         """Serialise frames now; they reach the transport at once or at the end of this turn."""
         if self.closed:
             return
@@ -164,21 +166,14 @@ class NativeWebSocket:
         pending = transport.get_write_buffer_size() if transport is not None else 0
         return pending + self.unflushed
 
-    async def send(self, data: str | bytes) -> None:
-        if self.closed:
-            raise ConnectionError("WebSocket closed")
-        self.write_frames([data])
-
-    def close_now(self, code: int = 1000) -> None:
+    def close(self, code: int = 1000) -> None:
+        """Send the close frame after what was written, then close the transport."""
         if self.closed:
             return
         if self._proto.state is State.OPEN:
             self._proto.send_close(code)
             self._flush()
         self._end()
-
-    async def close(self, code: int = 1000) -> None:
-        self.close_now(code)
 
     # -- plumbing -------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
-"""The small request/connection interface between the engine and a binding (ASGI, native...).
-
-A binding turns its own request objects into :class:`HTTPRequest` / :class:`WebSocketConnection`
-and writes back the :class:`Response`. The engine never sees ASGI scopes.
+"""The seam between the engine and a binding (the native one, the ASGI app, the tests'
+in-process one): a binding turns its requests into :class:`HTTPRequest` and
+:class:`WebSocketConnection` objects and writes back the :class:`Response`. The engine never sees
+an ASGI scope or a socket, and needs nothing of a binding beyond these protocols.
 """
 
 from __future__ import annotations
@@ -14,13 +14,25 @@ from typing import Protocol
 class RequestInfo(Protocol):
     """What the engine and user hooks (``allow_request``...) may read of any request."""
 
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]  # lower-case names; repeated headers joined with ", "
-    scheme: str  # "http"/"https" (or "ws"/"wss" for WebSocket scopes)
-    client: tuple[str, int] | None
-    raw_query: bytes
+    # read-only members, so a binding may hold them as plain attributes of narrower types
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Lower-case names; repeated headers joined with ", "."""
+        ...
+    @property
+    def scheme(self) -> str:
+        """"http"/"https" (WebSocket scopes say so too, not "ws"/"wss")."""
+        ...
+    @property
+    def client(self) -> tuple[str, int] | None: ...
+    @property
+    def raw_query(self) -> bytes: ...
 
 
 class HTTPRequest(RequestInfo, Protocol):
@@ -34,6 +46,9 @@ class HTTPRequest(RequestInfo, Protocol):
 
 
 class WebSocketConnection(RequestInfo, Protocol):
+    """A WebSocket handshake request, then the connection. Every binding implements all of it,
+    with the same units: writing never blocks, and :meth:`backlog` counts bytes."""
+
     async def accept(self, headers: list[tuple[str, str]] | None = None) -> None:
         """Complete the handshake (HTTP 101), adding ``headers`` to the response."""
         ...
@@ -43,12 +58,22 @@ class WebSocketConnection(RequestInfo, Protocol):
         ...
 
     async def receive(self) -> str | bytes | None:
-        """Next message, or ``None`` once the connection is closed."""
+        """The next message, or ``None`` once the connection is closed (messages that arrived
+        before the close are still returned first)."""
         ...
 
-    async def send(self, data: str | bytes) -> None: ...
+    def write(self, frames: list[str | bytes]) -> None:
+        """Send messages, in order, without waiting: they leave at once or are queued."""
+        ...
 
-    async def close(self, code: int = 1000) -> None: ...
+    def backlog(self) -> int:
+        """Bytes written but not yet handed to the network (flow control: volatile packets are
+        dropped, and a client this far behind is cut off)."""
+        ...
+
+    def close(self, code: int = 1000) -> None:
+        """Close with ``code`` once what was written has been sent; nothing more is received."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

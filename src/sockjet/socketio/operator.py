@@ -1,0 +1,140 @@
+"""The broadcast operator: an immutable selection of a namespace's sockets (``to``/``in_``/
+``except_``) plus flags (``volatile``/``local``/``compress``/``timeout``), and what can be done
+with it (emit, emit with acks, fetch, join, leave, disconnect), all through the adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from ..codecs.socketio import RESERVED_EVENTS
+from ..exceptions import AckTimeout
+from .adapter import Adapter, BroadcastOptions
+
+
+class BroadcastTarget(Protocol):
+    """What an operator acts on: a namespace (through its adapter)."""
+
+    adapter: Adapter
+
+
+def room_set(rooms: str | Iterable[str]) -> frozenset[str]:
+    if isinstance(rooms, str):
+        return frozenset((rooms,))
+    result = frozenset(rooms)
+    if not all(isinstance(r, str) for r in result):
+        raise TypeError("room names must be strings")
+    return result
+
+
+def check_event_name(event: Any) -> None:
+    if not isinstance(event, str):
+        raise TypeError(f"event name must be a string, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+
+
+_NO_OPTIONS = BroadcastOptions()
+
+
+class BroadcastOperator:
+    """An immutable selection of sockets plus flags; every chained call returns a new one."""
+
+    __slots__ = ("_opts", "_target")
+
+    def __init__(self, target: BroadcastTarget, opts: BroadcastOptions | None = None) -> None:
+        self._target = target
+        self._opts = opts if opts is not None else _NO_OPTIONS
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        return BroadcastOperator(self._target, replace(self._opts, **changes))
+
+    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target the sockets in these rooms (socket ids are rooms too); chainable (union)."""
+        return self._with(rooms=self._opts.rooms | room_set(rooms))
+
+    in_ = to
+
+    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Leave out the sockets in these rooms."""
+        return self._with(except_rooms=self._opts.except_rooms | room_set(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Drop the packet for sockets that cannot take it right now."""
+        return self._with(volatile=True)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Only this server's sockets (no fan-out through the adapter)."""
+        return self._with(local=True)
+
+    def compress(self, flag: bool = True) -> BroadcastOperator:
+        return self._with(compress=bool(flag))
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Time limit for :meth:`emit_with_ack`."""
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        return self._with(timeout=float(seconds))
+
+    @property
+    def options(self) -> BroadcastOptions:
+        return self._opts
+
+    def emit(self, event: str, *args: Any) -> bool:
+        """Send an event to every selected socket; the packet is encoded once."""
+        check_event_name(event)
+        self._target.adapter.broadcast([event, *args], self._opts)
+        return True
+
+    def send(self, *args: Any) -> bool:
+        return self.emit("message", *args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Emit and wait for every client's ack: a list of replies (one value per client, a tuple
+        when a client answered with several arguments). Needs :meth:`timeout` unless every
+        client is known to answer; raises :class:`AckTimeout` with the partial result."""
+        check_event_name(event)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        replies: dict[str, Any] = {}
+
+        def on_ack(sid: str, ack_args: list[Any]) -> None:
+            replies[sid] = ack_args[0] if len(ack_args) == 1 else tuple(ack_args)
+            if len(replies) >= len(targets) and not done.done():
+                done.set_result(None)
+
+        targets = self._target.adapter.broadcast_with_ack([event, *args], self._opts, on_ack)
+        if len(replies) >= len(targets):
+            return [replies[sid] for sid in targets if sid in replies]
+        try:
+            if self._opts.timeout is None:
+                await done
+            else:
+                await asyncio.wait_for(asyncio.shield(done), self._opts.timeout)
+        except TimeoutError:
+            missing = [sid for sid in targets if sid not in replies]
+            raise AckTimeout(
+                f"{len(missing)} of {len(targets)} clients did not acknowledge {event!r} "
+                f"within {self._opts.timeout} s",
+                responses=[replies[sid] for sid in targets if sid in replies],
+                missing=missing,
+            ) from None
+        return [replies[sid] for sid in targets]
+
+    async def fetch_sockets(self) -> list[Any]:
+        """The selected sockets (local :class:`Socket` objects; remote ones with an adapter)."""
+        return await self._target.adapter.fetch_sockets(self._opts)
+
+    def sockets_join(self, rooms: str | Iterable[str]) -> None:
+        self._target.adapter.add_sockets(self._opts, room_set(rooms))
+
+    def sockets_leave(self, rooms: str | Iterable[str]) -> None:
+        self._target.adapter.del_sockets(self._opts, room_set(rooms))
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the selected sockets (``close=True`` also closes their connections)."""
+        self._target.adapter.disconnect_sockets(self._opts, close)
