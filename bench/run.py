@@ -46,6 +46,9 @@ SERVERS: dict[str, list[str]] = {
                                   "--loop", "uvloop", "--http", "httptools", "--log-level",
                                   "warning", "--ws-per-message-deflate", "false"],
     "node": ["node", str(HERE / "node" / "server.js"), "PORT"],
+    # several processes on one port (scenarios b and c1 are the ones the workers are measured by)
+    "sockjet-w2": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "2"],
+    "node-cluster-w2": ["node", str(HERE / "node" / "cluster_server.js"), "PORT", "2"],
 }
 #: extra environment per server (a baseline revision of sockjet runs from its own source tree)
 ENVS: dict[str, dict[str, str]] = {}
@@ -221,11 +224,13 @@ def report(runs: list[Run], servers: list[str], keys: list[str]) -> str:
                   "memory KiB/conn | generator CPU s | other CPU s | failed runs |",
                   "|---|---|---|---|---|---|---|---|---|"]
         medians: dict[str, float | None] = {}
+        throughput: dict[str, float | None] = {}
         for server in servers:
             mine = [r for r in runs if r.server == server and r.scenario == key]
             good = [r for r in mine if r.ok and not r.error]
             cpu = median([r.cpu_us_per_op for r in good])
             medians[server] = cpu
+            throughput[server] = median([r.per_second for r in good])
             failed = len(mine) - len(good)
             errors = "; ".join(sorted({r.error for r in mine if r.error}))[:80]
             lines.append(
@@ -242,6 +247,12 @@ def report(runs: list[Run], servers: list[str], keys: list[str]) -> str:
         if ratios:
             lines += ["", "CPU per operation, ratio: " + ", ".join(ratios)
                       + " (below 1: sockjet uses less)"]
+        scaling = [f"{name} = {many / one:.2f}" for name, one, many in (
+            (server.removesuffix("-w2").removesuffix("-cluster"), throughput.get(
+                server.removesuffix("-w2").removesuffix("-cluster")), throughput[server])
+            for server in servers if server.endswith("-w2")) if one and many]
+        if scaling:
+            lines += ["", "Throughput with 2 worker processes ÷ with 1: " + ", ".join(scaling)]
         lines.append("")
     return "\n".join(lines)
 

@@ -901,3 +901,48 @@ async def test_a_disconnect_handler_may_disconnect_the_clients_other_namespace(
         await eventually(lambda: len(reasons) == 2)
         assert reasons == [("/", "transport close"), ("/chat", "server namespace disconnect")]
         assert io.sockets.sockets == {} and chat.sockets == {} and errors(caplog) == []
+
+
+# -- bookkeeping of broadcasts with acks, and rooms of every namespace ---------------------------
+
+
+async def test_ack_collector_counts_each_target_and_reply_once() -> None:
+    from sockjet.socketio.operator import AckCollector
+
+    acks = AckCollector()
+    acks.expect_servers(1)  # another server will report its targets
+    acks("remote-1", ["early"])  # its client answered before the server's report came
+    acks("stranger", ["?"])  # not a target (yet): kept, but counts for nothing
+    acks.seal(["local-1", "local-1"])  # the local targets (a repeat counts once)
+    assert not acks.done.done() and acks.missing() == ["local-1"]
+    acks("local-1", [1])
+    acks("local-1", [1])  # a repeated answer counts once
+    assert not acks.done.done()  # the other server has not reported
+    acks.server_targets(["remote-1", "remote-2"])
+    assert acks.missing() == ["remote-2"] and not acks.done.done()
+    acks("remote-2", [2, 3])
+    assert acks.done.done() and acks.complete
+    assert acks.targets == ["local-1", "remote-1", "remote-2"]
+    assert acks.responses() == [1, "early", (2, 3)]
+    gone = AckCollector()
+    gone.expect_servers(2)
+    gone.seal([])
+    gone.expect_servers(-2)  # both servers left before reporting: nothing to wait for
+    assert gone.done.done() and gone.responses() == []
+
+
+async def test_all_rooms_of_a_dynamic_namespace_span_its_children() -> None:
+    io = sockjet.Server()
+    dynamic = io.of(re.compile(r"^/dyn-\d+$"))
+
+    @dynamic.on("connection")
+    def connection(socket: sockjet.Socket) -> None:
+        socket.join(f"room{socket.nsp.name}")
+
+    assert await dynamic.all_rooms() == set()
+    async with InProc(io) as clients:
+        _, one = await clients.connected("/dyn-1")
+        _, two = await clients.connected("/dyn-2")
+        assert await dynamic.all_rooms() == {one, two, "room/dyn-1", "room/dyn-2"}
+        assert await io.of("/dyn-1").all_rooms() == {one, "room/dyn-1"}
+        assert await io.all_rooms() == set()  # nobody on "/"

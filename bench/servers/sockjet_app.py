@@ -1,4 +1,6 @@
-"""sockjet under its default runner, with the benchmark app (same as bench/node/server.js)."""
+"""sockjet under its default runner, with the benchmark app (same as bench/node/server.js).
+
+Usage: python sockjet_app.py PORT [WORKERS] (worker processes: 1 by default)."""
 
 import asyncio
 import sys
@@ -42,4 +44,6 @@ def control_connection(socket: sockjet.Socket) -> None:
 
 
 if __name__ == "__main__":
-    sockjet.run(io, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    sockjet.run(io, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+                workers=workers)

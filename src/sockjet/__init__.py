@@ -10,7 +10,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .adapters.cluster import ClusterAdapter, RemoteSocket
     from .adapters.memory import InMemoryAdapter
+    from .adapters.workers import WorkerAdapter, WorkerLink
     from .bindings.runner import run, serve
     from .client.client import AsyncClient, ClientNamespace
     from .client.sync import Client
@@ -48,6 +50,10 @@ _WHERE = {
     "same_origin": ".engine.cors",
     "EngineSocket": ".engine.session",
     "InMemoryAdapter": ".adapters.memory",
+    "ClusterAdapter": ".adapters.cluster",
+    "RemoteSocket": ".adapters.cluster",
+    "WorkerAdapter": ".adapters.workers",
+    "WorkerLink": ".adapters.workers",
     "Adapter": ".socketio.adapter",
     "BroadcastOptions": ".socketio.adapter",
     "BroadcastOperator": ".socketio.operator",
@@ -74,6 +80,7 @@ __all__ = [
     "BroadcastOptions",
     "Client",
     "ClientNamespace",
+    "ClusterAdapter",
     "ConnectError",
     "ConnectionFailed",
     "ConnectionRefused",
@@ -86,9 +93,12 @@ __all__ = [
     "InMemoryAdapter",
     "Namespace",
     "ProtocolError",
+    "RemoteSocket",
     "Server",
     "Socket",
     "SockjetError",
+    "WorkerAdapter",
+    "WorkerLink",
     "run",
     "same_origin",
     "serve",

@@ -29,6 +29,13 @@ class Server(SocketServer):
     def __init__(self, *, adapter: AdapterFactory = InMemoryAdapter, **options: Any) -> None:
         super().__init__(adapter=adapter, **options)
 
+    @property
+    def uses_default_adapter(self) -> bool:
+        """Whether the namespaces get the default in-memory adapter (no ``adapter`` option and
+        no :meth:`replace_adapter` since): a supervisor of worker processes then replaces it
+        with the inter-worker one, and keeps any other."""
+        return self.adapter_factory is InMemoryAdapter
+
     def asgi_app(self, other_asgi_app: ASGIApplication | None = None,
                  path: str | None = None) -> ASGIApp:
         """An ASGI application serving Socket.IO (default path ``/socket.io/``)."""

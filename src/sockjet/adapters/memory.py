@@ -7,7 +7,7 @@ from typing import Any
 
 from ..codecs import socketio as sio
 from ..engine.session import Prepared
-from ..socketio.adapter import AckCallback, Adapter, BroadcastOptions
+from ..socketio.adapter import Adapter, BroadcastAcks, BroadcastOptions
 from ..socketio.socket import Socket
 
 
@@ -64,7 +64,7 @@ class InMemoryAdapter(Adapter):
 
     # -- selection ------------------------------------------------------------------------------
 
-    def _select(self, opts: BroadcastOptions) -> list[Socket]:
+    def select(self, opts: BroadcastOptions) -> list[Socket]:
         """Local sockets targeted by ``opts`` (a snapshot: sending may disconnect some)."""
         sockets = self.nsp.sockets
         excluded: set[str] = set()
@@ -87,7 +87,7 @@ class InMemoryAdapter(Adapter):
     # -- broadcast ------------------------------------------------------------------------------
 
     def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
-        targets = self._select(opts)
+        targets = self.select(opts)
         if not targets:
             return
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
@@ -97,9 +97,9 @@ class InMemoryAdapter(Adapter):
             socket.conn.engine.send_prepared(prepared, volatile)
 
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
-                           on_ack: AckCallback) -> list[str]:
+                           on_ack: BroadcastAcks) -> list[str]:
         # Ack ids are unique per namespace, so one id and one encoding serve every recipient.
-        targets = self._select(opts)
+        targets = self.select(opts)
         if not targets:
             return []
         ack_id = self.nsp.next_ack_id()
@@ -116,21 +116,21 @@ class InMemoryAdapter(Adapter):
         return sent
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
-        return list(self._select(opts))
+        return list(self.select(opts))
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = tuple(rooms)
-        for socket in self._select(opts):
+        for socket in self.select(opts):
             self.add_all(socket.id, rooms)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = tuple(rooms)
-        for socket in self._select(opts):
+        for socket in self.select(opts):
             for room in rooms:
                 self.delete(socket.id, room)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
-        for socket in self._select(opts):
+        for socket in self.select(opts):
             socket.disconnect(close)
 
     async def server_side_emit(self, data: list[Any], ack: bool,

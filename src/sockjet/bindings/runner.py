@@ -53,7 +53,7 @@ def use_native(target: Any, runner: str = "auto", **uvicorn_options: Any) -> boo
     return runner == "auto" and is_server and not set(uvicorn_options) - {"log_level"}
 
 
-def _native_loop() -> Any:
+def native_loop_factory() -> Any:
     try:
         import uvloop
     except ImportError:
@@ -86,26 +86,43 @@ def tune_gc() -> None:
 
 def run(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
         sockets: list[socket.socket] | None = None, runner: str = "auto",
-        **uvicorn_options: Any) -> None:
+        workers: int | str = 1, **uvicorn_options: Any) -> None:
     """Serve a sockjet server (or any ASGI app) until SIGINT/SIGTERM.
 
     sockjet servers run on the native binding (asyncio + httptools + websockets' sans-I/O
     protocol) unless ``runner="uvicorn"``; ASGI applications and uvicorn-only options run on
     uvicorn with uvloop and httptools. ``sockets``: already-bound listening sockets to serve
-    instead of ``host:port``. Extra keyword arguments go to :class:`uvicorn.Config`. The process
-    is tuned for a server (see :func:`tune_gc`).
+    instead of ``host:port``. ``workers``: serve from that many processes (0 or ``"auto"``: one
+    per core) with no sticky sessions, see :mod:`sockjet.bindings.workers`. Extra keyword
+    arguments go to :class:`uvicorn.Config`. The process is tuned for a server (see
+    :func:`tune_gc`).
     """
+    if workers != 1:
+        if not use_native(target, runner, **uvicorn_options):
+            raise TypeError(_WORKERS_NEED_NATIVE)
+        from .workers import run_workers
+
+        run_workers(target, host, port, workers, sockets,
+                    uvicorn_options.get("log_level", "info"))
+        return
     tune_gc()
     if use_native(target, runner, **uvicorn_options):
         configure_logging(uvicorn_options.get("log_level", "info"))
         server = NativeServer(target, host, port, sockets)
-        with asyncio.Runner(loop_factory=_native_loop()) as loop_runner:
+        with asyncio.Runner(loop_factory=native_loop_factory()) as loop_runner:
             loop_runner.run(server.serve())
         return
     from .uvicorn_runner import UvicornServer, config
 
     cfg, engine = config(target, host, port, **uvicorn_options)
     UvicornServer(cfg, engine).run(sockets=sockets)
+
+
+_WORKERS_NEED_NATIVE = (
+    "workers need the native runner: uvicorn's worker processes cannot pass sessions to each "
+    "other, so polling clients would fail and broadcasts reach one worker's clients only. Serve "
+    "the sockjet server itself (not an ASGI app wrapping it), without runner='uvicorn' and "
+    "uvicorn-only options (put TLS in a reverse proxy in front), or serve with one process")
 
 
 async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,

@@ -120,6 +120,8 @@ class Engine(HasHandlers):
                         "pass origins=[...] to list the sites allowed to use this server")
         self.path = normalise_path(path)
         self.sessions: dict[str, EngineSocket] = {}
+        #: makes the id of each new session (the worker processes of one server tag theirs)
+        self.new_sid: Callable[[], str] = new_sid
         #: the event loop serving this engine (known once it serves; used for thread-safe calls)
         self.loop: asyncio.AbstractEventLoop | None = None
         #: the server's handlers (``connection``)
@@ -257,7 +259,7 @@ class Engine(HasHandlers):
         return await self._open_polling(req, engine_protocol)
 
     async def _open_polling(self, req: HTTPRequest, engine_protocol: int) -> Response:
-        sid = new_sid()
+        sid = self.new_sid()
         b64 = req.query.get("b64") in ("1", "true")
         upgrades = ("websocket",) if "websocket" in self.transports and self.allow_upgrades else ()
         socket = self._new_session(sid, engine_protocol, req, b64, upgrades)
@@ -299,7 +301,7 @@ class Engine(HasHandlers):
         refusal = await self._check_allowed(ws)
         if refusal is not None:
             return await ws.reject(403, refusal.encode())
-        sid = new_sid()
+        sid = self.new_sid()
         await ws.accept(self._cookie_headers(sid))
         socket = self._new_session(sid, engine_protocol, ws, False, ())
         await socket.run_websocket(ws)

@@ -4,9 +4,9 @@ servers. Implementations live in :mod:`sockjet.adapters` (in-memory by default, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .namespace import Namespace
@@ -24,8 +24,24 @@ class BroadcastOptions:
     timeout: float | None = None
 
 
-#: ``on_ack(socket_id, args)`` for each client that answers a broadcast with ack
-AckCallback = Callable[[str, list[Any]], None]
+class AckCallback(Protocol):
+    """``on_ack(socket_id, args)`` for each client that answers a broadcast with ack."""
+
+    def __call__(self, sid: str, args: list[Any], /) -> None: ...
+
+
+class BroadcastAcks(AckCallback, Protocol):
+    """What :meth:`Adapter.broadcast_with_ack` reports to: each client's answer (a call, as an
+    :data:`AckCallback`) and, for an adapter that spans servers, how many other servers were
+    asked and which of their sockets each one reached, so that the number of expected answers
+    can grow as those counts arrive (Node's ``clientCountCallback``)."""
+
+    def expect_servers(self, count: int, /) -> None:
+        """``count`` more servers will report their targets (a negative count: servers that
+        were asked are gone and will not)."""
+
+    def server_targets(self, sids: list[str], /) -> None:
+        """One of the expected servers sent the packet to these sockets of its own."""
 
 
 class Adapter(ABC):
@@ -61,8 +77,11 @@ class Adapter(ABC):
 
     @abstractmethod
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
-                           on_ack: AckCallback) -> list[str]:
-        """Like :meth:`broadcast`, asking each client for an ack; returns the local targets."""
+                           on_ack: BroadcastAcks) -> list[str]:
+        """Like :meth:`broadcast`, asking each client for an ack: ``on_ack(sid, args)`` per
+        answer; returns the local targets. A cross-server adapter first calls
+        ``on_ack.expect_servers(n)`` for the ``n`` other servers it asks, then
+        ``on_ack.server_targets(ids)`` as each one reports."""
 
     @abstractmethod
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]: ...
@@ -83,6 +102,11 @@ class Adapter(ABC):
 
     async def server_count(self) -> int:
         return 1
+
+    async def all_rooms(self) -> set[str]:
+        """The names of the rooms of every server (Node's ``adapter.allRooms()``); here the
+        local ones."""
+        return set(self.local_rooms())
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (subscriptions...) when the server closes."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, overload
 
 from ..engine.handlers import H, Handler, Handlers
-from .adapter import Adapter, BroadcastOptions
+from .adapter import Adapter, BroadcastAcks, BroadcastOptions
 from .operator import BroadcastOperator, check_event_name
 
 if TYPE_CHECKING:
@@ -141,6 +141,11 @@ class Namespace:
     def disconnect_sockets(self, close: bool = False) -> None:
         self._operator().disconnect_sockets(close)
 
+    async def all_rooms(self) -> set[str]:
+        """The names of the rooms of this namespace on every server (socket ids included, as
+        each socket is in its own room): Node's ``io.of(name).adapter.allRooms()``."""
+        return await self.adapter.all_rooms()
+
     async def server_side_emit(self, event: str, *args: Any, ack: bool = False,
                                timeout: float | None = None) -> list[Any]:
         """Emit to this namespace on the other servers of the cluster (their ``on(event)``
@@ -193,7 +198,7 @@ class _ParentAdapter(Adapter):
             adapter.broadcast(data, opts)
 
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
-                           on_ack: Callable[[str, list[Any]], None]) -> list[str]:
+                           on_ack: BroadcastAcks) -> list[str]:
         targets: list[str] = []
         for adapter in self._children():
             targets.extend(adapter.broadcast_with_ack(data, opts, on_ack))
@@ -216,6 +221,12 @@ class _ParentAdapter(Adapter):
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         for adapter in self._children():
             adapter.disconnect_sockets(opts, close)
+
+    async def all_rooms(self) -> set[str]:
+        rooms: set[str] = set()
+        for adapter in self._children():
+            rooms |= await adapter.all_rooms()
+        return rooms
 
     async def server_side_emit(self, data: list[Any], ack: bool,
                                timeout: float | None) -> list[Any]:

@@ -96,34 +96,28 @@ class BroadcastOperator:
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Emit and wait for every client's ack: a list of replies (one value per client, a tuple
         when a client answered with several arguments). Needs :meth:`timeout` unless every
-        client is known to answer; raises :class:`AckTimeout` with the partial result."""
+        client is known to answer; raises :class:`AckTimeout` with the partial result. With an
+        adapter spanning servers, the clients of the other servers count as they are reported."""
         check_event_name(event)
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        replies: dict[str, Any] = {}
-
-        def on_ack(sid: str, ack_args: list[Any]) -> None:
-            replies[sid] = ack_args[0] if len(ack_args) == 1 else tuple(ack_args)
-            if len(replies) >= len(targets) and not done.done():
-                done.set_result(None)
-
-        targets = self._target.adapter.broadcast_with_ack([event, *args], self._opts, on_ack)
-        if len(replies) >= len(targets):
-            return [replies[sid] for sid in targets if sid in replies]
-        try:
-            if self._opts.timeout is None:
-                await done
-            else:
-                await asyncio.wait_for(asyncio.shield(done), self._opts.timeout)
-        except TimeoutError:
-            missing = [sid for sid in targets if sid not in replies]
-            raise AckTimeout(
-                f"{len(missing)} of {len(targets)} clients did not acknowledge {event!r} "
-                f"within {self._opts.timeout} s",
-                responses=[replies[sid] for sid in targets if sid in replies],
-                missing=missing,
-            ) from None
-        return [replies[sid] for sid in targets]
+        acks = AckCollector()
+        acks.seal(self._target.adapter.broadcast_with_ack([event, *args], self._opts, acks))
+        if not acks.complete:
+            try:
+                if self._opts.timeout is None:
+                    await acks.done
+                else:
+                    await asyncio.wait_for(asyncio.shield(acks.done), self._opts.timeout)
+            except TimeoutError:
+                missing = acks.missing()
+                servers = (f"; {acks.pending_servers} servers did not report their clients"
+                           if acks.pending_servers > 0 else "")
+                raise AckTimeout(
+                    f"{len(missing)} of {len(acks.targets)} clients did not acknowledge "
+                    f"{event!r} within {self._opts.timeout} s{servers}",
+                    responses=acks.responses(),
+                    missing=missing,
+                ) from None
+        return acks.responses()
 
     async def fetch_sockets(self) -> list[Any]:
         """The selected sockets (local :class:`Socket` objects; remote ones with an adapter)."""
@@ -138,3 +132,71 @@ class BroadcastOperator:
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the selected sockets (``close=True`` also closes their connections)."""
         self._target.adapter.disconnect_sockets(self._opts, close)
+
+
+class AckCollector:
+    """The answers to one broadcast with acks (:class:`BroadcastAcks`): the targets (local ones
+    first, then those other servers report), the replies by socket id, and the servers still
+    expected to report. ``done`` resolves once every target answered and no server is
+    pending; that is checked only after :meth:`seal`, when the adapter has returned."""
+
+    __slots__ = ("_answered", "_sealed", "_targeted", "done", "pending_servers", "replies",
+                 "targets")
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self.replies: dict[str, Any] = {}
+        self.pending_servers = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._targeted: set[str] = set()
+        self._answered = 0  # targets that replied (counted, not searched: O(1) per ack)
+        self._sealed = False
+
+    def __call__(self, sid: str, args: list[Any], /) -> None:
+        if sid not in self.replies and sid in self._targeted:
+            self._answered += 1
+        self.replies[sid] = args[0] if len(args) == 1 else tuple(args)
+        self._check()
+
+    def expect_servers(self, count: int, /) -> None:
+        self.pending_servers += count
+        self._check()
+
+    def _add(self, sids: list[str]) -> list[str]:
+        """Count ``sids`` as targets; the ones not already counted (a socket counts once)."""
+        new: list[str] = []
+        for sid in sids:
+            if sid not in self._targeted:
+                self._targeted.add(sid)
+                new.append(sid)
+                if sid in self.replies:
+                    self._answered += 1
+        return new
+
+    def server_targets(self, sids: list[str], /) -> None:
+        self.targets.extend(self._add(sids))
+        self.pending_servers -= 1
+        self._check()
+
+    def seal(self, local_targets: list[str]) -> None:
+        """The adapter returned the local targets: they come first."""
+        self.targets[:0] = self._add(local_targets)
+        self._sealed = True
+        self._check()
+
+    @property
+    def complete(self) -> bool:
+        return (self._sealed and self.pending_servers <= 0
+                and self._answered >= len(self._targeted))
+
+    def _check(self) -> None:
+        if self._sealed and not self.done.done() and self.complete:
+            self.done.set_result(None)
+
+    def responses(self) -> list[Any]:
+        """The replies that came, in the order of the targets."""
+        replies = self.replies
+        return [replies[sid] for sid in self.targets if sid in replies]
+
+    def missing(self) -> list[str]:
+        return [sid for sid in self.targets if sid not in self.replies]

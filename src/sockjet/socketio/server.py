@@ -187,6 +187,34 @@ class SocketServer:
         raise TypeError("namespace must be a name, a compiled regex or a callable")
 
     @property
+    def adapter_factory(self) -> AdapterFactory:
+        """The factory that makes each namespace's adapter (the ``adapter`` option)."""
+        return self._adapter_factory
+
+    def replace_adapter(self, adapter: AdapterFactory) -> None:
+        """Use another adapter factory from now on: the namespaces that exist get a new adapter
+        from it (their old one is closed) and later ones are made with it. Allowed only while no
+        socket is connected (rooms are not carried over): :class:`RuntimeError` otherwise."""
+        if not callable(adapter):
+            raise TypeError("adapter must be a factory: adapter(namespace) -> Adapter")
+        busy = [name for name, nsp in self._nsps.items() if nsp.sockets]
+        if busy:
+            raise RuntimeError("cannot replace the adapter while sockets are connected "
+                               f"(namespaces {', '.join(sorted(busy))})")
+        self._adapter_factory = adapter
+        old = []
+        for nsp in self._nsps.values():
+            old.append(nsp.adapter)
+            nsp.adapter = adapter(nsp)
+        for previous in old:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                asyncio.run(previous.close())
+            else:
+                self.invoker.track(previous.close())
+
+    @property
     def sockets(self) -> Namespace:
         """The main namespace ``/`` (as ``io.sockets`` in Node)."""
         return self._nsps["/"]
@@ -282,6 +310,10 @@ class SocketServer:
     async def server_side_emit(self, event: str, *args: Any, ack: bool = False,
                                timeout: float | None = None) -> list[Any]:
         return await self.sockets.server_side_emit(event, *args, ack=ack, timeout=timeout)
+
+    async def all_rooms(self) -> set[str]:
+        """The rooms of the main namespace on every server (``io.of("/").adapter.allRooms()``)."""
+        return await self.sockets.all_rooms()
 
     def origins(self, *value: Any) -> Any:
         """``io.origins()`` returns the allowed origins; ``io.origins(new)`` sets them for the

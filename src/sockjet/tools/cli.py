@@ -11,8 +11,6 @@ from typing import Any
 
 from ..bindings import runner
 
-_APP_ENV = "SOCKJET_APP"
-
 
 def load(spec: str) -> Any:
     """Import ``module:attribute`` (attribute may be dotted)."""
@@ -32,9 +30,16 @@ def load(spec: str) -> Any:
     return obj
 
 
-def worker_app() -> Any:
-    """Factory used by uvicorn's worker processes (``--workers N``)."""
-    return runner.resolve(load(os.environ[_APP_ENV]))[0]
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of processes, 0 or 'auto'") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError("a number of processes, 0 or 'auto'")
+    return count
 
 
 def _add_bind(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--runner", choices=["auto", "native", "uvicorn"], default="auto",
                          help="auto (default): the native runner for sockjet servers, uvicorn "
                               "for other ASGI apps")
-    run_cmd.add_argument("--workers", type=int, default=1,
-                         help="uvicorn worker processes sharing the port; each has its own "
-                              "sessions and rooms, so polling clients fail and broadcasts reach "
-                              "one worker's clients only (use one worker for now)")
+    run_cmd.add_argument("--workers", type=_workers, default=1, metavar="N",
+                         help="worker processes sharing the port (0 or 'auto': one per core); "
+                              "any worker serves any client, no sticky sessions needed")
 
     demo_cmd = commands.add_parser(
         "demo", help="start the chat demo (in memory): the Socket.IO API on --port and the chat "
@@ -102,27 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     target = load(args.target)
     try:
-        app, _ = runner.resolve(target)  # a sockjet server or an ASGI application
+        runner.resolve(target)  # a sockjet server or an ASGI application
     except TypeError as exc:
         raise SystemExit(f"sockjet: {exc}") from None
-    if args.workers > 1:
-        import uvicorn
-
-        os.environ[_APP_ENV] = args.target
-        from ..bindings.uvicorn_runner import config
-
-        cfg, _ = config(app, args.host, args.port, log_level=args.log_level)
-        uvicorn.run("sockjet.tools.cli:worker_app", factory=True, host=args.host,
-                    port=args.port, workers=args.workers, loop=cfg.loop, http=cfg.http,
-                    ws=cfg.ws, ws_ping_interval=None, ws_max_size=cfg.ws_max_size,
-                    ws_per_message_deflate=cfg.ws_per_message_deflate,
-                    timeout_keep_alive=cfg.timeout_keep_alive, log_level=args.log_level)
-        return 0
     try:  # the server object itself: sockjet servers run on the native binding by default
         runner.run(target, host=args.host, port=args.port, runner=args.runner,
-                   log_level=args.log_level)
-    except TypeError as exc:  # e.g. --runner native for a plain ASGI app
+                   workers=args.workers, log_level=args.log_level)
+    except TypeError as exc:  # e.g. --runner native for a plain ASGI app, workers on uvicorn
         raise SystemExit(f"sockjet: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"sockjet: cannot listen on {args.host}:{args.port}: {exc}") from None
     return 0
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qsl
@@ -24,6 +26,7 @@ from ...engine.notices import peer_mistake
 from ...engine.transport import Response
 from ...exceptions import ClientGone, PayloadTooLarge, RequestRefused
 from ..guards import GuardedConnection, Lingering, Phase, refusal_bytes
+from .handoff import MAX_REQUEST_LINE
 from .websocket import NativeWebSocket
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ _BAD_QUERY = Response(400, [("content-type", "application/json")],
 #: pipelined requests queued before the connection stops reading more
 _PIPELINE_DEPTH = 16
 #: why reading is paused (bits of HTTPConnection._paused)
-_PIPELINE, _WRITE, _BODY, _CLOSING = 1, 2, 4, 8
+_PIPELINE, _WRITE, _BODY, _CLOSING, _HANDOFF = 1, 2, 4, 8, 16
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -131,7 +134,7 @@ class NativeRequest:
 class HTTPConnection(GuardedConnection, asyncio.Protocol):
     """One TCP connection: HTTP/1.1 requests, or a WebSocket after an upgrade."""
 
-    def __init__(self, server: NativeServer) -> None:
+    def __init__(self, server: NativeServer, initial: bytes = b"") -> None:
         self.server = server
         self.engine = server.engine
         self.loop = asyncio.get_running_loop()
@@ -154,6 +157,12 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         self._closing = False  # nothing more is read: owed responses go out, then close
         self._paused = 0  # why reading is paused: _PIPELINE | _WRITE | _BODY | _CLOSING
         self._lingering: Lingering | None = None
+        # with worker processes: the bytes a connection handed over by another worker had
+        # already sent, whether a request is being parsed, and what may go to another worker
+        self._initial = initial
+        self._in_message = False
+        self._peek = b""  # the start of a request line not complete yet
+        self._handoff: tuple[int, bytes] | None = None  # (owner, bytes) waiting to be passed
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -166,6 +175,9 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self.scheme = "https"
         self.server.connection_made(self, transport)
         self._deadline_idle()
+        if self._initial:  # before the transport reads anything more
+            initial, self._initial = self._initial, b""
+            self.data_received(initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -196,6 +208,10 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             if self._lingering is not None:
                 self._lingering.discard(len(data))
             return
+        if self.server.handoff is not None and not self._in_message:
+            data = self._check_owner(data)
+            if not data:
+                return
         try:
             self.parser.feed_data(data)
             if self._head_active:
@@ -214,6 +230,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
     # -- httptools callbacks --------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._in_message = True
         self._url = b""
         self._headers = {}
         self._repeated = None
@@ -276,6 +293,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self._pause(_BODY)  # over the limit: read no more, the 413 closes the connection
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         request = self._current
         if request is None:
             return  # an upgrade request: HttpParserUpgrade follows
@@ -309,6 +327,8 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self.server.track(asyncio.ensure_future(self._respond(item)))
         if self._paused & _PIPELINE and len(queue) < _PIPELINE_DEPTH // 2:
             self._resume(_PIPELINE)
+        if self._handoff is not None and not self._busy and not queue:
+            self._start_handoff()
         self._settle()
 
     async def _respond(self, request: NativeRequest) -> None:
@@ -399,6 +419,68 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self._paused &= ~reason
             if not self._paused and self.transport is not None:
                 self.transport.resume_reading()
+
+    # -- worker processes: passing a connection to the owner of its session --------------------
+
+    def _check_owner(self, data: bytes) -> bytes:
+        """At the start of a request: the bytes to parse here, or ``b""`` when the request is
+        for another worker's session (the connection then goes to that worker, once the
+        responses owed here are written) or its request line is not complete yet."""
+        handoff = self.server.handoff
+        assert handoff is not None
+        peeking = bool(self._peek)
+        if peeking:
+            data, self._peek = self._peek + data, b""
+        end = data.find(b"\r\n", 0, MAX_REQUEST_LINE)
+        if end < 0:
+            if len(data) < MAX_REQUEST_LINE:
+                self._peek = data  # wait for the rest of the request line
+                if not peeking:  # it is a request head arriving: the head's deadline
+                    self._set_deadline(Phase.HEAD,
+                                       self.loop.time() + self.engine.http_limits.headers_timeout)
+                return b""
+            return data  # too long to be ours to route: the head limits answer it
+        owner = handoff.owner(data[:end])
+        if owner is None:
+            return data
+        self._handoff = (owner, data)
+        self._pause(_HANDOFF)
+        self._deadline_clear()
+        if not self._busy and not self._queue:
+            self._start_handoff()
+        return b""
+
+    def _start_handoff(self) -> None:
+        self.server.track(asyncio.ensure_future(self._hand_off()))
+
+    async def _hand_off(self) -> None:
+        pending, self._handoff = self._handoff, None
+        transport = self.transport
+        handoff = self.server.handoff
+        if pending is None or transport is None or handoff is None:
+            return
+        owner, data = pending
+        client = transport.get_extra_info("socket")
+        passed = False
+        if client is not None:
+            # the owner gets its own descriptor of the connection: closing ours then leaves
+            # the connection open (no FIN, no RST: it is not the last descriptor)
+            dup = socket.socket(fileno=os.dup(client.fileno()))
+            try:
+                passed = await handoff.send(owner, dup, data)
+            finally:
+                dup.close()
+        if not passed:  # the owner is gone: its sessions with it (the engine answers 400)
+            self._resume(_HANDOFF)
+            if self.transport is not None:
+                self._in_message = True  # parse it here, without checking again
+                self.data_received(data)
+            return
+        self._closing = True
+        self._deadline_clear()
+        self.server.connections.discard(self)
+        if self.transport is not None:
+            self.transport.close()
 
     # -- WebSocket ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...engine.server import Engine
 from ..guards import Sweeper, descriptors, watch_accept_failures
+from .handoff import Handoff
 from .http import HTTPConnection
 
 log = logging.getLogger("sockjet.native")
@@ -21,7 +22,8 @@ class NativeServer:
     """Serves one sockjet server (its engine path) on host:port or given sockets."""
 
     def __init__(self, target: Any, host: str = "127.0.0.1", port: int = 3000,
-                 sockets: list[socket.socket] | None = None, backlog: int = 2048) -> None:
+                 sockets: list[socket.socket] | None = None, backlog: int = 2048,
+                 handoff: Handoff | None = None) -> None:
         self.target = target
         self.engine: Engine = target.engine
         self.path = self.engine.path
@@ -29,6 +31,8 @@ class NativeServer:
         self.connections: set[HTTPConnection] = set()
         self.tasks: set[asyncio.Future[Any]] = set()
         self.servers: list[asyncio.base_events.Server] = []
+        #: in a worker process: where connections for other workers' sessions go
+        self.handoff = handoff
         self.started = False
         self.should_exit = False
         self._stop: asyncio.Event | None = None
@@ -73,6 +77,8 @@ class NativeServer:
         self._stop = asyncio.Event()
         watch_accept_failures(loop)
         factory = lambda: HTTPConnection(self)  # noqa: E731
+        if self.handoff is not None:
+            await self.handoff.start(lambda initial: HTTPConnection(self, initial))
         if self.sockets:
             for sock in self.sockets:
                 self.servers.append(await loop.create_server(factory, sock=sock,
@@ -92,13 +98,14 @@ class NativeServer:
         if self._stop is not None:
             self._stop.set()
 
-    async def serve(self) -> None:
-        """Run until :meth:`request_stop` (or SIGINT/SIGTERM when in the main thread)."""
+    async def serve(self, handle_signals: bool = True) -> None:
+        """Run until :meth:`request_stop` (or SIGINT/SIGTERM when in the main thread, unless
+        ``handle_signals`` is false: the caller then handles them)."""
         await self.start()
         loop = asyncio.get_running_loop()
         installed = []
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM) if handle_signals else ():
                 loop.add_signal_handler(sig, self.request_stop)
                 installed.append(sig)
         try:
@@ -114,6 +121,8 @@ class NativeServer:
     async def shutdown(self) -> None:
         for server in self.servers:
             server.close()
+        if self.handoff is not None:
+            self.handoff.close()
         await self.engine.shutdown()  # pending polls answered, WebSockets closed
         for task in list(self.tasks):
             with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
