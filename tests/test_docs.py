@@ -31,7 +31,7 @@ import uvicorn
 from conftest import serve
 
 import sockjet
-from sockjet.bindings import runner
+from sockjet.bindings import process
 
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
@@ -197,7 +197,7 @@ class Recorder:
 
     def record(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         bound = self.signature.bind(*args, **kwargs)  # a call the real function accepts
-        runner.resolve(bound.arguments["target"])  # something it can serve
+        process.resolve(bound.arguments["target"])  # something it can serve
         UVICORN_CONFIG.bind(None, **bound.arguments.get("uvicorn_options", {}))
         self.calls.append((args, kwargs))
 

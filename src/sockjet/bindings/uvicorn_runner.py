@@ -14,7 +14,7 @@ import uvicorn
 from ..engine.server import Engine
 from ..engine.transport import DEFAULT_HTTP_LIMITS
 from .guards import watch_accept_failures
-from .runner import has, resolve
+from .process import has, resolve
 from .uvicorn_protocols import HTTPProtocol, WebSocketProtocol
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from ..adapters.workers import WorkerLink
 from .native.handoff import MAX_WORKERS, Handoff, tagged_sid_factory
 from .native.server import NativeServer
+from .process import configure_logging, native_loop_factory, tune_gc
 
 log = logging.getLogger("sockjet.workers")
 
@@ -173,8 +174,6 @@ class Supervisor:
 def run_worker(target: Any, sockets: list[socket.socket], index: int, count: int,
                directory: str, log_level: str = "info") -> int:
     """The body of worker ``index``: serve until SIGTERM/SIGINT, return its exit status."""
-    from .runner import configure_logging, native_loop_factory, tune_gc
-
     tag_logs(index)
     configure_logging(log_level)
     tune_gc()
@@ -238,8 +237,6 @@ def run_workers(target: Any, host: str, port: int, workers: int | str,
     """Serve ``target`` with ``workers`` processes (see the module docs) until SIGTERM/SIGINT."""
     check_target(target)
     count = worker_count(workers)
-    from .runner import configure_logging
-
     configure_logging(log_level)
     if sockets:
         for sock in sockets:

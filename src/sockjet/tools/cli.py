@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from ..bindings import runner
+from ..bindings import process, runner
 
 
 def load(spec: str) -> Any:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     target = load(args.target)
     try:
-        runner.resolve(target)  # a sockjet server or an ASGI application
+        process.resolve(target)  # a sockjet server or an ASGI application
     except TypeError as exc:
         raise SystemExit(f"sockjet: {exc}") from None
     try:  # the server object itself: sockjet servers run on the native binding by default
