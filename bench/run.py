@@ -19,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -135,12 +136,13 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20
 
 @contextlib.contextmanager
 def started(cmd: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, **kwargs)
+    """``cmd`` in its own process group, killed with everything it started (worker processes)."""
+    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
     try:
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
 

@@ -13,7 +13,8 @@ import os
 import re
 import signal
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -76,6 +77,18 @@ def write_app(directory: Path, source: str, name: str = "app") -> None:
 
 def read_log(log: Path) -> str:
     return log.read_text(errors="replace") if log.exists() else ""
+
+
+@asynccontextmanager
+async def workers_serving(directory: Path, target: str, workers: int,
+                          *options: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """``sockjet run TARGET --workers N`` run from ``directory`` on a free port, once every
+    worker listens: its URL and the supervisor's process."""
+    port = free_port()
+    async with sockjet_process(directory, "run", target, "--workers", str(workers), "--port",
+                               str(port), *options) as proc:
+        await until_serving(directory / "sockjet.log", workers, proc)
+        yield f"http://127.0.0.1:{port}", proc
 
 
 async def until_serving(log: Path, workers: int, proc: asyncio.subprocess.Process,
@@ -192,11 +205,7 @@ async def open_sessions(url: str, count: int) -> dict[str, int]:
 
 async def test_requests_reach_the_worker_that_owns_their_session(tmp_path: Path) -> None:
     write_app(tmp_path, ENGINE_APP)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    async with sockjet_process(tmp_path, "run", "app:engine", "--workers", "2", "--port",
-                               str(port)) as proc:
-        await until_serving(tmp_path / "sockjet.log", 2, proc)
+    async with workers_serving(tmp_path, "app:engine", 2) as (url, _):
         owners = await open_sessions(url, 24)
         pids = set(owners.values())
         assert len(pids) == 2, "the kernel gave every connection to one worker"
@@ -225,11 +234,7 @@ async def test_requests_reach_the_worker_that_owns_their_session(tmp_path: Path)
 
 async def test_a_request_line_split_over_reads_is_routed_too(tmp_path: Path) -> None:
     write_app(tmp_path, ENGINE_APP)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    async with sockjet_process(tmp_path, "run", "app:engine", "--workers", "2", "--port",
-                               str(port)) as proc:
-        await until_serving(tmp_path / "sockjet.log", 2, proc)
+    async with workers_serving(tmp_path, "app:engine", 2) as (url, _):
         owners = await open_sessions(url, 12)
         for sid, pid in owners.items():
             conn = await RawConnection.open(url)
@@ -247,11 +252,7 @@ async def test_a_request_line_split_over_reads_is_routed_too(tmp_path: Path) -> 
 
 async def test_sigterm_answers_pending_polls_and_exits_0(tmp_path: Path) -> None:
     write_app(tmp_path, ENGINE_APP)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    async with sockjet_process(tmp_path, "run", "app:engine", "--workers", "2", "--port",
-                               str(port)) as proc:
-        await until_serving(tmp_path / "sockjet.log", 2, proc)
+    async with workers_serving(tmp_path, "app:engine", 2) as (url, proc):
         owners = await open_sessions(url, 8)
         polls = []
         for sid in owners:
@@ -381,8 +382,6 @@ async def test_socketio_clients_of_every_version_and_transport_across_4_workers(
         tmp_path: Path) -> None:
     workers = 4
     write_app(tmp_path, SOCKETIO_APP)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     v4_polling = [(i, f"p{i}") for i in range(20)]
     v4_upgrading = [(i, f"w{i}") for i in range(20, 40)]
     v2 = [(i, f"o{i}") for i in range(40, 50)]
@@ -420,9 +419,7 @@ async def test_socketio_clients_of_every_version_and_transport_across_4_workers(
         for admin in admins.values():
             await admin.disconnect()
 
-    async with sockjet_process(tmp_path, "run", "app:io", "--workers", str(workers), "--port",
-                               str(port)) as proc:
-        await until_serving(tmp_path / "sockjet.log", workers, proc)
+    async with workers_serving(tmp_path, "app:io", workers) as (url, _):
         r4p, r4w, r2, _ = await asyncio.gather(
             run_client(url, 4, None, client_steps(v4_polling, {"transports": ["polling"]},
                                                   workers), timeout_ms=20000),
@@ -460,8 +457,6 @@ async def test_a_killed_worker_is_replaced_and_only_its_clients_reconnect(
         tmp_path: Path) -> None:
     workers = 2
     write_app(tmp_path, SOCKETIO_APP)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     names = [f"w{i}" for i in range(10)] + [f"p{i}" for i in range(10)]
     go = tmp_path / "killed"
     steps = [connect(name, transports=["websocket"] if name.startswith("w") else ["polling"],
@@ -492,9 +487,7 @@ async def test_a_killed_worker_is_replaced_and_only_its_clients_reconnect(
         go.touch()
         return victim
 
-    async with sockjet_process(tmp_path, "run", "app:io", "--workers", str(workers), "--port",
-                               str(port)) as proc:
-        await until_serving(tmp_path / "sockjet.log", workers, proc)
+    async with workers_serving(tmp_path, "app:io", workers) as (url, proc):
         results, victim = await asyncio.gather(
             run_client(url, 4, None, steps, timeout_ms=30000), kill_one())
         assert proc.returncode is None  # the supervisor carries on
@@ -530,19 +523,16 @@ def connection(socket):
 @pytest.mark.parametrize("credentials", [False, True], ids=["default", "with-credentials"])
 async def test_chromium_from_another_origin_against_2_workers(tmp_path: Path,
                                                               credentials: bool) -> None:
-    page_port, port = free_port(), free_port()
+    page_port = free_port()
     page = f"http://127.0.0.1:{page_port}"
     # the Socket.IO docs' two setups: every origin (the default), and the page's origin listed
     # with credentials (withCredentials: the io cookie must come back on every request)
     options = f"origins=[{page!r}], cookie=True" if credentials else ""
     write_app(tmp_path, BROWSER_APP.format(options=options))
-    server = f"http://127.0.0.1:{port}"
     browser = Chromium(tmp_path / "cors_page.log")
     try:
-        async with (sockjet_process(tmp_path, "run", "app:io", "--workers", "2", "--port",
-                                    str(port), "--log-level", "debug") as proc,
+        async with (workers_serving(tmp_path, "app:io", 2, "--log-level", "debug") as (server, _),
                     serve(page_app, "asgi", port=page_port)):
-            await until_serving(tmp_path / "sockjet.log", 2, proc)
             for version in (2, 4):
                 cfg = {"version": version, "url": server, "waitUpgrade": True,
                        "connections": 6, "opts": {"withCredentials": credentials}}
@@ -565,3 +555,51 @@ async def test_chromium_from_another_origin_against_2_workers(tmp_path: Path,
         assert "passed a connection to worker" in read_log(tmp_path / "sockjet.log")
     finally:
         browser.close()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting for its parent does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    workers = 2
+    write_app(tmp_path, SOCKETIO_APP)
+    async with workers_serving(tmp_path, "app:io", workers) as (url, proc):
+        admins = await controllers(url, workers)
+        gone: list[str] = []
+        for admin in admins.values():
+            admin.on("disconnect", gone.append)
+        proc.kill()  # SIGKILL: the supervisor cannot tell anyone
+        await proc.wait()
+        for pid in admins:  # no orphan keeps serving the port
+            await eventually(lambda pid=pid: not alive(pid))
+        await eventually(lambda: len(gone) == workers)  # each closed its sessions
+    log = read_log(tmp_path / "sockjet.log")
+    assert log.count("the supervisor is gone: stopping") == workers, log
+
+
+async def test_an_adapter_of_the_users_own_is_kept_by_the_workers(tmp_path: Path) -> None:
+    write_app(tmp_path, """
+        import os
+        import sockjet
+
+        class Mine(sockjet.InMemoryAdapter):
+            pass
+
+        io = sockjet.Server(adapter=Mine)
+        plain = sockjet.Server()
+        for server in (io, plain):
+            server.on("connection", lambda socket, server=server: socket.on(
+                "whoami", lambda: [os.getpid(), type(server.sockets.adapter).__name__]))
+    """)
+    for name, adapter in (("io", "Mine"), ("plain", "WorkerAdapter")):
+        async with workers_serving(tmp_path, f"app:{name}", 2) as (url, _):
+            client = sockjet.AsyncClient(url, transports=["websocket"], reconnection=False)
+            async with client:
+                _, used = await client.emit_with_ack("whoami", timeout=5)
+            assert used == adapter

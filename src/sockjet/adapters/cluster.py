@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from abc import abstractmethod
-from collections.abc import Awaitable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from ..exceptions import AckTimeout
 from ..socketio.adapter import BroadcastAcks, BroadcastOptions
 from ..socketio.operator import BroadcastOperator, check_event_name, room_set
-from ..socketio.socket import Handshake, Socket
+from ..socketio.socket import DONE, Handshake, Socket
 from .memory import InMemoryAdapter
 
 log = logging.getLogger("sockjet.adapters")
@@ -115,19 +115,6 @@ def handshake_from_dict(data: Mapping[str, Any]) -> Handshake:
     )
 
 
-class _Done:
-    """What remote ``join``/``leave`` return: awaiting it is optional, as for local sockets."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        return
-        yield
-
-
-_DONE = _Done()
-
-
 class RemoteSocket:
     """A socket of another server, as :meth:`ClusterAdapter.fetch_sockets` returns it: a
     snapshot of its ``id``, ``handshake``, ``rooms`` and ``data``, and operations that act on it
@@ -157,11 +144,11 @@ class RemoteSocket:
 
     def join(self, rooms: str | Iterable[str]) -> Awaitable[None]:
         self._operator().sockets_join(rooms)
-        return _DONE
+        return DONE
 
     def leave(self, room: str) -> Awaitable[None]:
         self._operator().sockets_leave(room)
-        return _DONE
+        return DONE
 
     def disconnect(self, close: bool = False) -> RemoteSocket:
         self._operator().disconnect_sockets(close)

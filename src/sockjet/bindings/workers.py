@@ -108,6 +108,10 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT; the exit status for the process (0 once all workers
         stopped cleanly)."""
         self.directory = tempfile.mkdtemp(prefix="sockjet-workers-")
+        # the workers' lifeline: they hold only its reading end, so it reads as closed as soon
+        # as this process is gone, however it ended (even SIGKILL), and they stop then
+        lifeline, self._lifeline = os.pipe()
+        self.lifeline = lifeline
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT)}
         status = 0
@@ -137,6 +141,8 @@ class Supervisor:
                 if not self.stopping:
                     self._spawn(index)
         finally:
+            os.close(self.lifeline)
+            os.close(self._lifeline)
             shutil.rmtree(self.directory, ignore_errors=True)
             for sig, handler in previous.items():  # last: a second Ctrl+C changes nothing
                 signal.signal(sig, handler)
@@ -155,6 +161,7 @@ class Supervisor:
         if pid == 0:  # the worker
             code = 1
             try:
+                os.close(self._lifeline)
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 sockets = self.sockets
@@ -162,7 +169,7 @@ class Supervisor:
                     host, port = sockets[0].getsockname()[:2]
                     sockets = [bind(host, port, listening=True)]
                 code = run_worker(self.target, sockets, index, self.count, self.directory,
-                                  self.log_level)
+                                  self.log_level, self.lifeline)
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:
@@ -172,21 +179,22 @@ class Supervisor:
 
 
 def run_worker(target: Any, sockets: list[socket.socket], index: int, count: int,
-               directory: str, log_level: str = "info") -> int:
-    """The body of worker ``index``: serve until SIGTERM/SIGINT, return its exit status."""
+               directory: str, log_level: str = "info", lifeline: int | None = None) -> int:
+    """The body of worker ``index``: serve until SIGTERM/SIGINT (or until ``lifeline``, a pipe
+    whose other end the supervisor holds, reads as closed), return its exit status."""
     tag_logs(index)
     configure_logging(log_level)
     tune_gc()
     target.engine.new_sid = tagged_sid_factory(index)
     with asyncio.Runner(loop_factory=native_loop_factory()) as loop_runner:
-        loop_runner.run(_serve_worker(target, sockets, index, count, directory))
+        loop_runner.run(_serve_worker(target, sockets, index, count, directory, lifeline))
     for sig in (signal.SIGTERM, signal.SIGINT):  # stopped: more signals change nothing
         signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
 async def _serve_worker(target: Any, sockets: list[socket.socket], index: int, count: int,
-                        directory: str) -> None:
+                        directory: str, lifeline: int | None) -> None:
     link: WorkerLink | None = None
     if getattr(target, "uses_default_adapter", False):  # Socket.IO, no adapter of the user's
         link = WorkerLink(index, count, directory)
@@ -196,11 +204,21 @@ async def _serve_worker(target: Any, sockets: list[socket.socket], index: int, c
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # kept until the loop closes: a signal during
         loop.add_signal_handler(sig, server.request_stop)  # the shutdown changes nothing
+    if lifeline is not None:
+        loop.add_reader(lifeline, _orphaned, lifeline, server)
     try:
         await server.serve(handle_signals=False)
     finally:
         if link is not None:
             await link.close()
+
+
+def _orphaned(lifeline: int, server: NativeServer) -> None:
+    """The lifeline is readable: the supervisor is gone (nothing is ever written to it)."""
+    asyncio.get_running_loop().remove_reader(lifeline)
+    if not server.should_exit:
+        log.error("the supervisor is gone: stopping")
+        server.request_stop()
 
 
 class _WorkerTag(logging.Filter):

@@ -37,8 +37,9 @@ class Handshake:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _Done:
-    """Returned by sync operations that callers may also ``await`` (``await socket.join(r)``)."""
+class Done:
+    """Returned by sync operations that callers may also ``await`` (``await socket.join(r)``),
+    for local sockets and remote ones alike."""
 
     __slots__ = ()
 
@@ -47,7 +48,7 @@ class _Done:
         yield
 
 
-_DONE = _Done()
+DONE = Done()
 
 
 class Socket(HasHandlers):
@@ -184,12 +185,12 @@ class Socket(HasHandlers):
         """Join one or several rooms. Done at once; awaiting the result is optional."""
         if self.connected:
             self.nsp.adapter.add_all(self.id, room_set(rooms))
-        return _DONE
+        return DONE
 
     def leave(self, room: str) -> Awaitable[None]:
         if self.connected:
             self.nsp.adapter.delete(self.id, room)
-        return _DONE
+        return DONE
 
     # -- disconnect -----------------------------------------------------------------------------
 
