@@ -620,6 +620,24 @@ async def test_custom_preflight_handler_sync_and_async() -> None:
                          ("OPTIONS", P, "https://evil.example")]
 
 
+async def test_custom_preflight_handler_pair_and_true_values() -> None:
+    # (status, headers) without a body, and True written as "true", as in the docs' example:
+    # browsers take credentials only from the exact value "true"
+    def handler(req: Any) -> tuple[int, dict[str, Any]]:
+        return 200, {"Access-Control-Allow-Origin": "https://good.example",
+                     "Access-Control-Allow-Credentials": True, "Access-Control-Max-Age": 600}
+
+    io = Server(origins=["https://good.example"], handle_preflight_request=handler)
+    async with serve(io) as url, httpx.AsyncClient() as client:
+        r = await client.options(poll_url(url), headers=hdrs(
+            "https://good.example", access_control_request_method="POST"))
+        assert (r.status_code, r.content) == (200, b"")
+        assert r.headers["content-length"] == "0"
+        assert cors_headers(r) == {"access-control-allow-origin": "https://good.example",
+                                   "access-control-allow-credentials": "true",
+                                   "access-control-max-age": "600"}
+
+
 async def other_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -705,6 +723,22 @@ async def test_allow_request_in_addition_to_origins() -> None:
             assert len(seen) == 5
 
 
+async def test_forbidden_without_a_reason_refuses_with_forbidden() -> None:
+    assert str(Forbidden("bad token")) == "bad token"
+    assert Forbidden("bad token").reason == "bad token"
+    assert Forbidden().args == ("Forbidden",) and Forbidden().reason == "Forbidden"
+
+    def refuse(req: Any) -> bool:
+        raise Forbidden()
+
+    io = Server(allow_request=refuse)
+    async with serve(io) as url, httpx.AsyncClient() as client:
+        r = await client.get(poll_url(url), headers=hdrs("https://any.example"))
+        assert r.status_code == 403 and r.json() == {"code": 4, "message": "Forbidden"}
+        assert_ws_refused(await ws_refusal(ws_url(url), None), b"Forbidden")
+        assert io.engine.sessions == {}
+
+
 async def test_same_origin_recipe_over_plain_http() -> None:
     io = Server(allow_request=same_origin)
     assert sockjet.same_origin is same_origin
@@ -775,6 +809,8 @@ class ASGIClient:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._gone = asyncio.Event()
+        #: the headers of the last HTTP response, as the app sent them (names, order, repeats)
+        self.raw_headers: list[tuple[bytes, bytes]] = []
 
     def _scope(self, kind: str, scheme: str, path: str, query: str,
                headers: dict[str, str]) -> dict[str, Any]:
@@ -807,6 +843,7 @@ class ASGIClient:
 
         await asyncio.wait_for(self.app(scope, receive, send), 5)
         assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+        self.raw_headers = list(messages[0]["headers"])
         out = {k.decode(): v.decode() for k, v in messages[0]["headers"]}
         return messages[0]["status"], out, messages[1]["body"]
 
@@ -910,6 +947,60 @@ async def test_origin_refusal_over_hand_built_scopes() -> None:
         await io.close()
 
 
+@pytest.mark.single_binding  # drives the ASGI app directly, no server
+async def test_cors_headers_exactly_as_the_asgi_app_sends_them() -> None:
+    # the ASGI spec asks for lower-case header names; the values are exact, the Vary names
+    # spelt as Node's cors package writes them
+    good = "https://good.example"
+    q = "EIO=4&transport=polling"
+    preflight = {"host": "h", "origin": good, "access-control-request-method": "POST",
+                 "access-control-request-headers": "content-type, x-token"}
+    polling = [(b"content-type", b"text/plain; charset=UTF-8"), (b"cache-control", b"no-store")]
+    io = Server(cors=CORS(credentials=False))  # all domains, no credentials: "*"
+    asgi = ASGIClient(io.asgi_app())
+    try:
+        status, _, _ = await asgi.http("GET", q, {"host": "h", "origin": "https://any.example"})
+        assert status == 200
+        assert asgi.raw_headers[:-1] == [*polling, (b"access-control-allow-origin", b"*")]
+        assert asgi.raw_headers[-1][0] == b"content-length"
+    finally:
+        asgi.close()
+        await io.close()
+    io = Server(cors=CORS(origin=[good], exposed_headers=["X-Id"]))
+    asgi = ASGIClient(io.asgi_app())
+    accepted = [(b"access-control-allow-origin", good.encode()), (b"vary", b"Origin"),
+                (b"access-control-allow-credentials", b"true"),
+                (b"access-control-expose-headers", b"X-Id")]
+    try:
+        status, _, _ = await asgi.http("GET", q, {"host": "h", "origin": good})
+        assert status == 200
+        assert asgi.raw_headers[:-1] == [*polling, *accepted]
+        assert asgi.raw_headers[-1][0] == b"content-length"
+        # preflight: the requested headers reflected, and the answer varies with them
+        status, _, body = await asgi.http("OPTIONS", q, preflight)
+        assert (status, body) == (204, b"")
+        assert asgi.raw_headers == [
+            *accepted, (b"access-control-allow-methods", b"GET,POST"),
+            (b"access-control-allow-headers", b"content-type, x-token"),
+            (b"vary", b"Access-Control-Request-Headers"),
+            (b"access-control-max-age", b"600"), (b"content-length", b"0")]
+    finally:
+        asgi.close()
+        await io.close()
+    io = Server(cors=CORS(origin=[good], allowed_headers=["X-Token"], max_age=60))
+    asgi = ASGIClient(io.asgi_app())
+    try:
+        status, _, body = await asgi.http("OPTIONS", q, preflight)
+        assert (status, body) == (204, b"")
+        assert asgi.raw_headers == [
+            *accepted[:3], (b"access-control-allow-methods", b"GET,POST"),
+            (b"access-control-allow-headers", b"X-Token"),  # configured: no Vary on the request
+            (b"access-control-max-age", b"60"), (b"content-length", b"0")]
+    finally:
+        asgi.close()
+        await io.close()
+
+
 async def test_proxy_headers_only_through_the_asgi_server_settings() -> None:
     io = Server(allow_request=same_origin)
     conns = Connections(io)
@@ -971,6 +1062,28 @@ async def test_refusals_logged_once_per_origin(caplog: pytest.LogCaptureFixture)
     for origin, message in zip((evil, evil2, "null"), messages, strict=True):
         assert repr(origin) in message
         assert "not in the allowed origins" in message  # the reason
+
+
+async def test_refusal_log_names_the_request_the_origin_and_the_allowed_origins(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sockjet.cors")
+    io = Server(origins=["https://good.example"])
+    async with serve(io) as url, httpx.AsyncClient() as client:
+        sid = sid_of(await client.get(poll_url(url), headers=hdrs("https://good.example")))
+        assert_refused(await client.options(poll_url(url), headers=hdrs(
+            "https://a.example", access_control_request_method="POST")))
+        assert_refused(await client.get(poll_url(url), headers=hdrs("https://b.example")))
+        assert_refused(await client.post(poll_url(url, sid=sid), content=b"40",
+                                         headers=hdrs("https://c.example",
+                                                      content_type="text/plain")))
+        assert_ws_refused(await ws_refusal(ws_url(url), "https://d.example"))
+    reason = "not in the allowed origins ['https://good.example']"
+    assert [r.getMessage() for r in caplog.records if r.name == "sockjet.cors"] == [
+        f"refused preflight from origin 'https://a.example': {reason}",
+        f"refused GET request from origin 'https://b.example': {reason}",
+        f"refused POST request from origin 'https://c.example': {reason}",
+        f"refused WebSocket from origin 'https://d.example': {reason}",
+    ]
 
 
 async def test_allow_request_refusals_logged_once_per_origin_and_reason(

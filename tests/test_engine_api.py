@@ -20,6 +20,7 @@ from inproc import InProcRequest, InProcWebSocket, get
 
 import sockjet
 from sockjet import CORS, EngineServer, EngineSocket
+from sockjet.engine.notices import LogOnce
 
 
 def pq(sid: str | None = None, eio: int = 4) -> dict[str, str]:
@@ -150,6 +151,18 @@ async def test_origin_refusals_are_logged_for_at_most_1024_origins(
     ok = await engine.handle_request(
         InProcRequest("GET", pq(), headers={"origin": "https://good.example"}))
     assert ok is not None and ok.status == 200  # refusing is all it stopped logging
+
+
+def test_forget_starts_afresh_up_to_the_overflow_notice(
+        caplog: pytest.LogCaptureFixture) -> None:
+    notices = LogOnce(logging.getLogger("sockjet.cors"), logging.WARNING, capacity=2)
+    caplog.set_level(logging.WARNING, logger="sockjet.cors")
+    for _ in range(2):  # the second round, after forget(), as if nothing had been logged
+        for key in ("a", "b", "a", "c", "d"):
+            notices(key, "notice %s", key)
+        notices.forget()
+    once = ["notice a", "notice b", "more than 2 distinct notices: further ones are not logged"]
+    assert [r.getMessage() for r in caplog.records if r.name == "sockjet.cors"] == once * 2
 
 
 # -- handshakes: WebSocket transport mix-up, cookies, compression ---------------------------------
@@ -294,3 +307,29 @@ async def test_failing_handlers_are_logged_and_the_others_still_run(
     assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
     ws.client_close()
     await asyncio.wait_for(task, 2)
+
+
+async def test_handler_tasks_that_end_well_or_are_cancelled_log_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer()
+    finished: list[str] = []
+
+    async def succeeds(socket: EngineSocket) -> None:
+        await asyncio.sleep(0)
+        finished.append(socket.sid)
+
+    async def waits_forever(socket: EngineSocket) -> None:
+        await asyncio.Event().wait()
+
+    engine.on("connection", succeeds)
+    engine.on("connection", waits_forever)
+    caplog.set_level(logging.DEBUG)
+    ws, task = await ws_session(engine)
+    await eventually(lambda: finished and len(engine.invoker.tasks) == 1)
+    [waiting] = engine.invoker.tasks
+    waiting.cancel()
+    await eventually(lambda: not engine.invoker.tasks)
+    ws.client_close()
+    await asyncio.wait_for(task, 2)
+    assert waiting.cancelled() and len(finished) == 1
+    assert errors(caplog) == []

@@ -250,6 +250,37 @@ async def test_a_request_line_split_over_reads_is_routed_too(tmp_path: Path) -> 
             conn.close()
 
 
+async def test_pipelined_requests_for_sessions_of_both_workers(tmp_path: Path) -> None:
+    # two requests in one write, for sessions of different workers: whichever worker accepts
+    # the connection, one of them is another's, and begins inside the read behind the other
+    write_app(tmp_path, ENGINE_APP)
+    async with workers_serving(tmp_path, "app:engine", 2) as (url, _):
+        owners = await open_sessions(url, 16)
+        by_worker: dict[int, list[str]] = {}
+        for sid, pid in owners.items():
+            by_worker.setdefault(pid, []).append(sid)
+        (pid_a, sids_a), (pid_b, sids_b) = by_worker.items()
+        for round_, (a, b) in enumerate(zip(sids_a, sids_b, strict=False)):
+            for first, second in ((a, b), (b, a)):
+                conn = await RawConnection.open(url)
+                await conn.send(
+                    request("POST", f"{E}?EIO=4&transport=polling&sid={first}",
+                            {"Content-Type": "text/plain"}, f"4p{round_}".encode())
+                    + request("POST", f"{E}?EIO=4&transport=polling&sid={second}",
+                              {"Content-Type": "text/plain"}, f"4q{round_}".encode()))
+                for _ in range(2):  # in order, on the same connection
+                    response = await conn.response()
+                    assert (response.status, response.body) == (200, b"ok")
+                await conn.send(request("GET", f"{E}?EIO=4&transport=polling&sid={first}")
+                                + request("GET", f"{E}?EIO=4&transport=polling&sid={second}"))
+                for sid, message in ((first, f"p{round_}"), (second, f"q{round_}")):
+                    response = await conn.response()
+                    pid = pid_a if sid in sids_a else pid_b
+                    assert (response.status, response.body.decode()) == (
+                        200, f"4{pid} {message}"), sid
+                conn.close()
+
+
 async def test_sigterm_answers_pending_polls_and_exits_0(tmp_path: Path) -> None:
     write_app(tmp_path, ENGINE_APP)
     async with workers_serving(tmp_path, "app:engine", 2) as (url, proc):

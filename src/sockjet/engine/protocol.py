@@ -103,11 +103,10 @@ class EngineProtocol:
 
     __slots__ = ("_awaiting_pong", "_clock", "_last_seen", "_listens_to_all", "_pings",
                  "buffer", "close_reason", "engine_protocol", "heartbeat_at", "ping_interval",
-                 "ping_timeout", "role", "state", "upgrading")
+                 "ping_timeout", "state", "upgrading")
 
     def __init__(self, role: Role, engine_protocol: int, ping_interval: float,
                  ping_timeout: float, clock: Callable[[], float]) -> None:
-        self.role = role
         #: the Engine.IO protocol: 3 (engine.io-client 1.x-3.x) or 4
         self.engine_protocol = engine_protocol
         self.ping_interval = ping_interval

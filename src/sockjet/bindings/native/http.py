@@ -40,6 +40,9 @@ _BAD_QUERY = Response(400, [("content-type", "application/json")],
                       b'{"code":3,"message":"Bad request"}')
 #: pipelined requests queued before the connection stops reading more
 _PIPELINE_DEPTH = 16
+#: before a connection goes to another worker, its answers written here are drained (at most
+#: _DRAIN_CHECKS pauses of _DRAIN_PAUSE seconds: a client that reads nothing is not passed on)
+_DRAIN_CHECKS, _DRAIN_PAUSE = 500, 0.01
 #: why reading is paused (bits of HTTPConnection._paused)
 _PIPELINE, _WRITE, _BODY, _CLOSING, _HANDOFF = 1, 2, 4, 8, 16
 
@@ -131,6 +134,10 @@ class NativeRequest:
         await asyncio.shield(self._gone)
 
 
+class _Pipelined(Exception):
+    """Raised from a parser callback: the rest of the read goes to another worker."""
+
+
 class HTTPConnection(GuardedConnection, asyncio.Protocol):
     """One TCP connection: HTTP/1.1 requests, or a WebSocket after an upgrade."""
 
@@ -162,6 +169,8 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         self._initial = initial
         self._in_message = False
         self._peek = b""  # the start of a request line not complete yet
+        self._routed = False  # the request being parsed was checked before parsing
+        self._chunk = b""  # the bytes being parsed
         self._handoff: tuple[int, bytes] | None = None  # (owner, bytes) waiting to be passed
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
@@ -208,10 +217,12 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             if self._lingering is not None:
                 self._lingering.discard(len(data))
             return
-        if self.server.handoff is not None and not self._in_message:
-            data = self._check_owner(data)
-            if not data:
-                return
+        if self.server.handoff is not None:
+            if not self._in_message:
+                data = self._check_owner(data)
+                if not data:
+                    return
+            self._chunk = data  # where a pipelined request for another worker starts
         try:
             self.parser.feed_data(data)
             if self._head_active:
@@ -220,10 +231,14 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self._upgrade(data[exc.args[0]:] if exc.args else b"")
         except RequestRefused as exc:
             self._refuse(exc.status, exc.cause)
+        except _Pipelined:
+            self._parser_after_handoff()
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, RequestRefused):
                 self._refuse(cause.status, cause.cause)
+            elif isinstance(cause, _Pipelined):
+                self._parser_after_handoff()
             else:
                 self._refuse(400, "malformed HTTP request")
 
@@ -264,6 +279,8 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self._head_too_many()
 
     def on_headers_complete(self) -> None:
+        if self.server.handoff is not None and not self._routed:
+            self._route_pipelined()
         method = self.parser.get_method().decode("ascii", "replace")
         headers = self._headers
         count = len(headers)
@@ -294,6 +311,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._routed = False
         request = self._current
         if request is None:
             return  # an upgrade request: HttpParserUpgrade follows
@@ -442,6 +460,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             return data  # too long to be ours to route: the head limits answer it
         owner = handoff.owner(data[:end])
         if owner is None:
+            self._routed = True
             return data
         self._handoff = (owner, data)
         self._pause(_HANDOFF)
@@ -449,6 +468,33 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         if not self._busy and not self._queue:
             self._start_handoff()
         return b""
+
+    def _route_pipelined(self) -> None:
+        """A request that began inside a read, behind another one (HTTP pipelining): when it is
+        for another worker's session, stop parsing and pass the connection on from its first
+        byte, once the responses owed here are written."""
+        handoff = self.server.handoff
+        assert handoff is not None
+        owner = handoff.owner(self._url)
+        if owner is None:
+            return
+        chunk = self._chunk
+        start = chunk.find(self.parser.get_method() + b" " + self._url + b" ")
+        if start < 0:  # it began in an earlier read: served here (unknown session)
+            return
+        self._handoff = (owner, chunk[start:])
+        self._pause(_HANDOFF)
+        raise _Pipelined
+
+    def _parser_after_handoff(self) -> None:
+        """The parser stopped at a request for another worker: a fresh one, should the request
+        have to be parsed here after all (its owner gone)."""
+        self.parser = httptools.HttpRequestParser(self)
+        self._in_message = False
+        self._head_active = False
+        self._settle()
+        if self._handoff is not None and not self._busy and not self._queue:
+            self._start_handoff()
 
     def _start_handoff(self) -> None:
         self.server.track(asyncio.ensure_future(self._hand_off()))
@@ -460,9 +506,14 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         if pending is None or transport is None or handoff is None:
             return
         owner, data = pending
+        # what this worker answered must reach the client before the owner's answers do
+        for _ in range(_DRAIN_CHECKS):
+            if not transport.get_write_buffer_size() or transport.is_closing():
+                break
+            await asyncio.sleep(_DRAIN_PAUSE)
         client = transport.get_extra_info("socket")
         passed = False
-        if client is not None:
+        if client is not None and not transport.get_write_buffer_size():
             # the owner gets its own descriptor of the connection: closing ours then leaves
             # the connection open (no FIN, no RST: it is not the last descriptor)
             dup = socket.socket(fileno=os.dup(client.fileno()))
@@ -473,7 +524,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         if not passed:  # the owner is gone: its sessions with it (the engine answers 400)
             self._resume(_HANDOFF)
             if self.transport is not None:
-                self._in_message = True  # parse it here, without checking again
+                self._in_message = self._routed = True  # parse it here, not checked again
                 self.data_received(data)
             return
         self._closing = True
