@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -79,16 +80,28 @@ def read_log(log: Path) -> str:
     return log.read_text(errors="replace") if log.exists() else ""
 
 
+def socket_directories() -> set[Path]:
+    """The directories of worker sockets that exist now (supervisors make them in the temporary
+    directory)."""
+    return set(Path(tempfile.gettempdir()).glob("sockjet-workers-*"))
+
+
 @asynccontextmanager
 async def workers_serving(directory: Path, target: str, workers: int,
                           *options: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """``sockjet run TARGET --workers N`` run from ``directory`` on a free port, once every
     worker listens: its URL and the supervisor's process."""
     port = free_port()
+    before = socket_directories()
     async with sockjet_process(directory, "run", target, "--workers", str(workers), "--port",
                                str(port), *options) as proc:
         await until_serving(directory / "sockjet.log", workers, proc)
         yield f"http://127.0.0.1:{port}", proc
+        if proc.returncode is None:  # stopped as users stop it
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 15)
+    # the workers' socket directory is gone, even when the supervisor was killed
+    await eventually(lambda: not socket_directories() - before)
 
 
 async def until_serving(log: Path, workers: int, proc: asyncio.subprocess.Process,

@@ -211,6 +211,18 @@ async def _serve_worker(target: Any, sockets: list[socket.socket], index: int, c
     finally:
         if link is not None:
             await link.close()
+        if lifeline is not None and _supervisor_gone(lifeline):
+            # nobody else will remove the workers' socket directory (the first one does)
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _supervisor_gone(lifeline: int) -> bool:
+    """Whether the lifeline reads as closed (nothing is ever written to it)."""
+    os.set_blocking(lifeline, False)
+    try:
+        return os.read(lifeline, 1) == b""
+    except BlockingIOError:
+        return False
 
 
 def _orphaned(lifeline: int, server: NativeServer) -> None:
