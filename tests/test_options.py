@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websockets
 from conftest import SOCKJET, eventually, free_port, process, run_command, serve, sockjet_process
-from inproc import InProcWebSocket, get
+from inproc import InProc, InProcWebSocket, get, join, sync, with_sync
 
 import sockjet
 from sockjet import EngineServer, EngineSocket
@@ -39,60 +39,6 @@ def pq(sid: str | None = None, eio: int = 4) -> dict[str, str]:
     if sid is not None:
         query["sid"] = sid
     return query
-
-
-class InProc:
-    """Raw Socket.IO clients over in-process WebSockets to ``io``; on the way out the server is
-    closed and every connection's task awaited."""
-
-    def __init__(self, io: Any) -> None:
-        self.io = io
-        self.tasks: list[asyncio.Future[None]] = []
-
-    async def open(self, eio: int = 4) -> tuple[InProcWebSocket, str]:
-        """A new WebSocket session: (connection, Engine.IO sid)."""
-        ws = InProcWebSocket({"EIO": str(eio), "transport": "websocket"})
-        self.tasks.append(asyncio.ensure_future(self.io.engine.handle_websocket(ws)))
-        first = await ws.next()
-        assert isinstance(first, str) and first.startswith("0{"), first
-        return ws, json.loads(first[1:])["sid"]
-
-    async def connected(self, nsp: str = "/", auth: Any = None) -> tuple[InProcWebSocket, str]:
-        """A new v5 connection joined to ``nsp``: (connection, socket id)."""
-        ws, _ = await self.open()
-        return ws, await join(ws, nsp, auth)
-
-    async def __aenter__(self) -> InProc:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.io.close()
-        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 5)
-
-
-async def join(ws: InProcWebSocket, nsp: str = "/", auth: Any = None) -> str:
-    """Send a v5 namespace CONNECT; the socket id from the server's reply."""
-    prefix = "" if nsp == "/" else f"{nsp},"
-    ws.client_send("40" + prefix + (json.dumps(auth) if auth is not None else ""))
-    reply = await ws.next()
-    assert isinstance(reply, str) and reply.startswith("40" + prefix + "{"), reply
-    return str(json.loads(reply[len("40" + prefix):])["sid"])
-
-
-_ack_ids = iter(range(100, 1_000_000))
-
-
-async def sync(ws: InProcWebSocket, nsp: str = "/") -> None:
-    """An ack round trip (the server's ``sync`` handler answers "ok"): everything the server
-    sent this connection before it has been received, so the ack must be the next message."""
-    prefix = "" if nsp == "/" else f"{nsp},"
-    ack = next(_ack_ids)
-    ws.client_send(f'42{prefix}{ack}["sync"]')
-    assert await ws.next() == f'43{prefix}{ack}["ok"]'
-
-
-def with_sync(socket: sockjet.Socket) -> None:
-    socket.on("sync", lambda: "ok")
 
 
 # -- connect_timeout ------------------------------------------------------------------------------

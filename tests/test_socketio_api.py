@@ -7,80 +7,15 @@ were missing or wrong."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from typing import Any
 
 import pytest
 from conftest import eventually
-from inproc import InProcWebSocket
+from inproc import InProc, join, joined, sync, with_sync
 
 import sockjet
-
-# -- in-process clients (as in tests/test_options.py) ---------------------------------------------
-
-
-class InProc:
-    """Raw Socket.IO clients over in-process WebSockets to ``io``; on the way out the server is
-    closed and every connection's task awaited."""
-
-    def __init__(self, io: sockjet.Server) -> None:
-        self.io = io
-        self.tasks: list[asyncio.Future[None]] = []
-
-    async def open(self, eio: int = 4) -> tuple[InProcWebSocket, str]:
-        """A new WebSocket session: (connection, Engine.IO sid)."""
-        ws = InProcWebSocket({"EIO": str(eio), "transport": "websocket"})
-        self.tasks.append(asyncio.ensure_future(self.io.engine.handle_websocket(ws)))
-        first = await ws.next()
-        assert isinstance(first, str) and first.startswith("0{"), first
-        return ws, json.loads(first[1:])["sid"]
-
-    async def connected(self, nsp: str = "/", auth: Any = None) -> tuple[InProcWebSocket, str]:
-        """A new v5 connection joined to ``nsp``: (connection, socket id)."""
-        ws, _ = await self.open()
-        return ws, await join(ws, nsp, auth)
-
-    async def __aenter__(self) -> InProc:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.io.close()
-        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 5)
-
-
-def prefix(nsp: str) -> str:
-    return "" if nsp == "/" else f"{nsp},"
-
-
-async def joined(ws: InProcWebSocket, nsp: str = "/") -> str:
-    """The socket id of the server's CONNECT reply for ``nsp``."""
-    reply = await ws.next()
-    head = "40" + prefix(nsp)
-    assert isinstance(reply, str) and reply.startswith(head + "{"), reply
-    return str(json.loads(reply[len(head):])["sid"])
-
-
-async def join(ws: InProcWebSocket, nsp: str = "/", auth: Any = None) -> str:
-    """Send a v5 namespace CONNECT; the socket id from the server's reply."""
-    ws.client_send("40" + prefix(nsp) + (json.dumps(auth) if auth is not None else ""))
-    return await joined(ws, nsp)
-
-
-_ack_ids = iter(range(100, 1_000_000))
-
-
-async def sync(ws: InProcWebSocket, nsp: str = "/") -> None:
-    """An ack round trip (the server's ``sync`` handler answers "ok"): everything the server
-    sent this connection before it has been received, so the ack must be the next message."""
-    ack = next(_ack_ids)
-    ws.client_send(f'42{prefix(nsp)}{ack}["sync"]')
-    assert await ws.next() == f'43{prefix(nsp)}{ack}["ok"]'
-
-
-def with_sync(socket: sockjet.Socket) -> None:
-    socket.on("sync", lambda: "ok")
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -110,8 +110,7 @@ class Supervisor:
         self.directory = tempfile.mkdtemp(prefix="sockjet-workers-")
         # the workers' lifeline: they hold only its reading end, so it reads as closed as soon
         # as this process is gone, however it ended (even SIGKILL), and they stop then
-        lifeline, self._lifeline = os.pipe()
-        self.lifeline = lifeline
+        self.lifeline, self._lifeline_end = os.pipe()
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT)}
         status = 0
@@ -142,7 +141,7 @@ class Supervisor:
                     self._spawn(index)
         finally:
             os.close(self.lifeline)
-            os.close(self._lifeline)
+            os.close(self._lifeline_end)
             shutil.rmtree(self.directory, ignore_errors=True)
             for sig, handler in previous.items():  # last: a second Ctrl+C changes nothing
                 signal.signal(sig, handler)
@@ -161,7 +160,7 @@ class Supervisor:
         if pid == 0:  # the worker
             code = 1
             try:
-                os.close(self._lifeline)
+                os.close(self._lifeline_end)
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 sockets = self.sockets

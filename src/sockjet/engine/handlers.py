@@ -124,9 +124,9 @@ class Invoker:
                     self._log.exception("error in handler for %r on %s", event, where)
                     continue
                 if type(later) not in _PLAIN and inspect.isawaitable(later):
-                    self._track_event(later, event, where)
+                    self.track(later, (event, where))
         if type(result) not in _PLAIN and inspect.isawaitable(result):
-            task = self._track_event(result, event, where)
+            task = self.track(result, (event, where))
             if on_result is not None:
                 task.add_done_callback(partial(_deliver, on_result))
         elif on_result is not None:
@@ -139,30 +139,23 @@ class Invoker:
             for fn in tuple(listeners):
                 self.call(fn, *args)
 
-    def track(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
-        """Run ``awaitable`` as a task kept alive until it ends; its failure is logged."""
+    def track(self, awaitable: Awaitable[Any],
+              about: tuple[str, str] | None = None) -> asyncio.Future[Any]:
+        """Run ``awaitable`` as a task kept alive until it ends; its failure is logged (with
+        ``about``: the event and where it came from)."""
         task = asyncio.ensure_future(awaitable)
         self.tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._done if about is None else partial(self._done, about=about))
         return task
 
-    def _track_event(self, awaitable: Awaitable[Any], event: str,
-                     where: str) -> asyncio.Future[Any]:
-        task = asyncio.ensure_future(awaitable)
-        self.tasks.add(task)
-        task.add_done_callback(partial(self._event_done, event, where))
-        return task
-
-    def _done(self, task: asyncio.Future[Any]) -> None:
+    def _done(self, task: asyncio.Future[Any], about: tuple[str, str] | None = None) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled() or task.exception() is None:
+            return
+        if about is None:
             self._log.error("error in handler", exc_info=task.exception())
-
-    def _event_done(self, event: str, where: str, task: asyncio.Future[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("error in handler for %r on %s", event, where,
-                            exc_info=task.exception())
+        else:
+            self._log.error("error in handler for %r on %s", *about, exc_info=task.exception())
 
 
 def _deliver(on_result: Callable[[Any], None], task: asyncio.Future[Any]) -> None:

@@ -94,9 +94,6 @@ class Handoff:
         self._inbound: set[socket.socket] = set()
         self._factory: ConnectionFactory | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        #: connections passed to other workers and taken from them (for logs and tests)
-        self.sent = 0
-        self.received = 0
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -176,7 +173,6 @@ class Handoff:
         sock.setblocking(False)
         factory = self._factory
         assert factory is not None
-        self.received += 1
         task = asyncio.ensure_future(asyncio.get_running_loop().connect_accepted_socket(
             lambda: factory(initial), sock))
         self._tasks.add(task)
@@ -208,7 +204,6 @@ class Handoff:
                         log.warning("cannot hand a connection to worker %d: %s", owner, exc)
                         return False
                     continue
-                self.sent += 1
                 log.debug("passed a connection to worker %d", owner)
                 return True
         return False
