@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .adapters.cluster import ClusterAdapter, RemoteSocket
     from .adapters.memory import InMemoryAdapter
+    from .adapters.redis_classic import RedisAdapter
+    from .adapters.redis_emitter import BlockingRedisEmitter, RedisEmitter
+    from .adapters.redis_sharded import RedisShardedAdapter
     from .adapters.workers import WorkerAdapter, WorkerLink
     from .bindings.runner import run, serve
     from .client.client import AsyncClient, ClientNamespace
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from .engine.session import EngineSocket
     from .exceptions import (
         AckTimeout,
+        AdapterError,
         ConnectError,
         ConnectionFailed,
         ConnectionRefused,
@@ -52,6 +56,10 @@ _WHERE = {
     "InMemoryAdapter": ".adapters.memory",
     "ClusterAdapter": ".adapters.cluster",
     "RemoteSocket": ".adapters.cluster",
+    "RedisAdapter": ".adapters.redis_classic",
+    "RedisShardedAdapter": ".adapters.redis_sharded",
+    "RedisEmitter": ".adapters.redis_emitter",
+    "BlockingRedisEmitter": ".adapters.redis_emitter",
     "WorkerAdapter": ".adapters.workers",
     "WorkerLink": ".adapters.workers",
     "Adapter": ".socketio.adapter",
@@ -66,6 +74,7 @@ _WHERE = {
     "Forbidden": ".exceptions",
     "ConnectionRefused": ".exceptions",
     "AckTimeout": ".exceptions",
+    "AdapterError": ".exceptions",
     "Disconnected": ".exceptions",
     "ConnectError": ".exceptions",
     "ConnectionFailed": ".exceptions",
@@ -75,7 +84,9 @@ __all__ = [
     "CORS",
     "AckTimeout",
     "Adapter",
+    "AdapterError",
     "AsyncClient",
+    "BlockingRedisEmitter",
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",
@@ -93,6 +104,9 @@ __all__ = [
     "InMemoryAdapter",
     "Namespace",
     "ProtocolError",
+    "RedisAdapter",
+    "RedisEmitter",
+    "RedisShardedAdapter",
     "RemoteSocket",
     "Server",
     "Socket",

@@ -10,6 +10,7 @@
     ├── ConnectionRefused                  raised by a middleware: the socket is refused
     ├── AckTimeout (TimeoutError)          an acknowledgement did not arrive in time
     ├── Disconnected (ConnectionError)     the socket went away before its acknowledgement
+    ├── AdapterError (ConnectionError)     a cross-server operation could not be done (Redis down)
     ├── ConnectError (ConnectionError)     client: a namespace refused the connection
     ├── ConnectionFailed (ConnectionError) client: the connection could not be opened
     └── BodyError                          binding → engine: a request body could not be read
@@ -85,6 +86,12 @@ class AckTimeout(SockjetError, TimeoutError):
 
 class Disconnected(SockjetError, ConnectionError):
     """The socket disconnected before its acknowledgement arrived."""
+
+
+class AdapterError(SockjetError, ConnectionError):
+    """A cross-server operation could not be done: the link between the servers (Redis) is
+    unreachable, or was lost while waiting for the answers. Local operations are not
+    affected."""
 
 
 class ConnectError(SockjetError, ConnectionError):

@@ -1,10 +1,13 @@
 """The cross-server part of an adapter, independent of the link between servers: what goes to the
 other servers for each operation, the request/response bookkeeping (request ids, timeouts, how
-many answers to wait for), which servers are alive (heartbeats), and the sockets of other
-servers as :class:`RemoteSocket` objects. A link (local Unix sockets, Redis...) subclasses
-:class:`ClusterAdapter` and implements :meth:`ClusterAdapter.publish` and
-:meth:`ClusterAdapter.publish_response`, and hands what it receives to
-:meth:`ClusterAdapter.on_message`.
+many answers to wait for), acks across servers, and the sockets of other servers as
+:class:`RemoteSocket` objects. A link (local Unix sockets, Redis...) subclasses
+:class:`ClusterAdapter` (or :class:`HeartbeatClusterAdapter`, which knows the other servers by
+their heartbeats instead of asking the link how many there are), implements
+:meth:`ClusterAdapter.publish` and :meth:`ClusterAdapter.publish_response`, and hands what it
+receives to :meth:`ClusterAdapter.on_message` (or, for links whose messages are shaped
+otherwise, such as the classic Redis adapter's, to :meth:`ClusterAdapter.on_request` and
+:meth:`ClusterAdapter.on_response`).
 
 Messages are ``{"uid", "nsp", "type", "data"}`` mappings with the message types and data shapes
 of Node's ``socket.io-adapter`` cluster adapter (see :class:`MessageType`), plus two of sockjet's
@@ -17,12 +20,13 @@ import logging
 import secrets
 import time
 from abc import abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from ..exceptions import AckTimeout
+from ..exceptions import AckTimeout, AdapterError
 from ..socketio.adapter import BroadcastAcks, BroadcastOptions
 from ..socketio.operator import BroadcastOperator, check_event_name, room_set
 from ..socketio.socket import DONE, Handshake, Socket
@@ -48,7 +52,7 @@ class MessageType(IntEnum):
     SERVER_SIDE_EMIT = 9  # packet, requestId (with ack)
     SERVER_SIDE_EMIT_RESPONSE = 10  # requestId, packet
     BROADCAST_CLIENT_COUNT = 11  # requestId, clientCount (sockjet adds sockets: their ids)
-    BROADCAST_ACK = 12  # requestId, packet (sockjet adds sid: who answered)
+    BROADCAST_ACK = 12  # requestId, packet: the first argument (sockjet adds sid and args)
     ADAPTER_CLOSE = 13
     #: sockjet's own (Node's cluster adapter has no allRooms across servers)
     ALL_ROOMS = 14  # requestId
@@ -122,10 +126,11 @@ class RemoteSocket:
 
     __slots__ = ("_adapter", "data", "handshake", "id", "rooms", "server_uid")
 
-    def __init__(self, adapter: ClusterAdapter, server_uid: str, details: Mapping[str, Any]
-                 ) -> None:
+    def __init__(self, adapter: ClusterAdapter, server_uid: str | None,
+                 details: Mapping[str, Any]) -> None:
         self._adapter = adapter
-        #: the uid of the adapter of the server that holds the socket
+        #: the uid of the adapter of the server that holds the socket (``None`` when its
+        #: answer did not say: Node's classic Redis adapter)
         self.server_uid = server_uid
         self.id = str(details["id"])
         self.handshake = handshake_from_dict(details.get("handshake") or {})
@@ -157,22 +162,53 @@ class RemoteSocket:
 
 @dataclass(slots=True)
 class _Request:
-    """A request to the other servers: who has not answered yet, and what came."""
+    """A request to the other servers: how many answers to wait for (the servers asked, when
+    they are known by uid), who answered, and what came."""
 
-    waiting: set[str]
+    expected: int
+    asked: frozenset[str] | None
     future: asyncio.Future[None]
-    responses: list[tuple[str, Any]] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)
+    responses: list[tuple[str | None, Any]] = field(default_factory=list)
+
+    def add(self, uid: str | None, answer: Any) -> None:
+        if uid is not None:
+            if uid in self.answered or (self.asked is not None and uid not in self.asked):
+                return  # duplicated, or from a server that was not asked
+            self.answered.add(uid)
+        self.responses.append((uid, answer))
+        self.check()
+
+    def check(self) -> None:
+        if len(self.responses) >= self.expected and not self.future.done():
+            self.future.set_result(None)
+
+    def missing(self) -> list[str]:
+        if self.asked is None:
+            return []
+        return sorted(self.asked - self.answered)
 
 
 @dataclass(slots=True)
 class _AckRequest:
     """A broadcast with acks sent to other servers: the operator's collector, the servers that
-    have not reported their targets, and how many reported targets have not answered."""
+    have not reported their targets (by uid when known, else only how many), and how many
+    reported targets have not answered. Servers that report a count without the socket ids
+    (Node's) get named placeholders, matched in order by their acks."""
 
     acks: BroadcastAcks
-    waiting: set[str]
+    waiting: set[str] | None
+    pending_reports: int = 0
     pending_acks: int = 0
     timer: asyncio.TimerHandle | None = None
+    #: reports that arrived before the number of servers was known
+    early: list[list[str]] | None = None
+    unnamed: deque[str] = field(default_factory=deque)
+    unnamed_count: int = 0
+
+    def placeholder(self, request_id: str) -> str:
+        self.unnamed_count += 1
+        return f"?{request_id}.{self.unnamed_count}"
 
 
 class _RemoteAcks:
@@ -187,9 +223,11 @@ class _RemoteAcks:
         self._request_id = request_id
 
     def __call__(self, sid: str, args: list[Any], /) -> None:
+        # Node's adapters carry the first argument only ("packet"); sockjet adds them all
         self._adapter.publish_response(self._requester, self._adapter.message(
             MessageType.BROADCAST_ACK,
-            {"requestId": self._request_id, "packet": args, "sid": sid}))
+            {"requestId": self._request_id, "packet": args[0] if args else None,
+             "sid": sid, "args": args}))
 
     def expect_servers(self, count: int, /) -> None:
         """Not used: the receiving side never forwards."""
@@ -205,34 +243,29 @@ class ClusterAdapter(InMemoryAdapter):
     that is not ``local`` is applied here and published to the other servers, which apply it
     to their own sockets (each encoding a broadcast once). Operations with an answer
     (``fetch_sockets``, ``all_rooms``, ``server_side_emit`` with ack, broadcasts with acks) wait
-    for every other server known alive, for at most ``requests_timeout`` seconds (the
-    broadcast's own timeout for acks). Servers announce themselves when they start
-    (``INITIAL_HEARTBEAT``), then every ``heartbeat_interval`` seconds; one unseen for
-    ``heartbeat_timeout`` seconds, or that sent ``ADAPTER_CLOSE``, is dropped.
+    for as many answers as :meth:`server_count` says there are other servers, for at most
+    ``requests_timeout`` seconds (the broadcast's own timeout for acks), as Node's
+    ``ClusterAdapter`` does.
 
-    A link subclasses it: :meth:`publish`, :meth:`publish_response`, and calls
-    :meth:`on_message` with what it receives and :meth:`start` once it can send.
+    A link subclasses it: :meth:`publish`, :meth:`publish_response`, :meth:`server_count`, and
+    calls :meth:`on_message` with what it receives.
     """
 
-    def __init__(self, nsp: Any, *, uid: str | None = None, requests_timeout: float = 5.0,
-                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 10.0) -> None:
+    #: whether :meth:`all_rooms` asks the others with sockjet's own ``ALL_ROOMS`` message (a
+    #: cluster of sockjet servers only); otherwise it takes the rooms of every socket from
+    #: ``FETCH_SOCKETS``, which Node's servers answer too
+    own_all_rooms = False
+
+    def __init__(self, nsp: Any, *, uid: str | None = None,
+                 requests_timeout: float = 5.0) -> None:
         super().__init__(nsp)
-        for name, value in (("requests_timeout", requests_timeout),
-                            ("heartbeat_interval", heartbeat_interval),
-                            ("heartbeat_timeout", heartbeat_timeout)):
-            if not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+        if not isinstance(requests_timeout, int | float) or requests_timeout <= 0:
+            raise ValueError("requests_timeout must be a positive number of seconds")
         #: this adapter's id in the cluster (16 hex digits, as Node's)
         self.uid = uid or secrets.token_hex(8)
         self.requests_timeout = float(requests_timeout)
-        self.heartbeat_interval = float(heartbeat_interval)
-        self.heartbeat_timeout = float(heartbeat_timeout)
-        #: other servers alive: uid -> when last heard of (time.monotonic())
-        self._nodes: dict[str, float] = {}
         self._requests: dict[str, _Request] = {}
         self._ack_requests: dict[str, _AckRequest] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._started = False
         self._closed = False
 
     # -- what a link implements -----------------------------------------------------------------
@@ -246,7 +279,381 @@ class ClusterAdapter(InMemoryAdapter):
         """Send ``message`` to the server whose adapter has uid ``requester_uid`` (sending it to
         every server is correct too, only slower: the others ignore it)."""
 
+    @abstractmethod
+    async def server_count(self) -> int:
+        """How many servers have this namespace, this one included."""
+
+    def known_servers(self) -> frozenset[str] | None:
+        """The uids of the other servers, when the link knows them (then requests wait for
+        those exactly); ``None`` when it only knows how many there are."""
+        return None
+
     # -- life -----------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop answering; pending requests fail at once."""
+        if self._closed:
+            return
+        self._closed = True
+        self.fail_requests(AdapterError(f"the adapter of {self.nsp.name} is closed"))
+
+    def fail_requests(self, error: Exception) -> None:
+        """Fail every pending request with ``error`` (the link is lost): callers get it at once
+        instead of waiting for their timeout. Broadcasts with acks stop waiting for servers."""
+        for request in list(self._requests.values()):
+            if not request.future.done():
+                request.future.set_exception(error)
+        for request_id, ack_request in list(self._ack_requests.items()):
+            self._stop_waiting_for_reports(request_id, ack_request)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def message(self, mtype: MessageType, data: dict[str, Any] | None = None) -> ClusterMessage:
+        """A message from this adapter."""
+        message: ClusterMessage = {"uid": self.uid, "nsp": self.nsp.name, "type": int(mtype)}
+        if data is not None:
+            message["data"] = data
+        return message
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
+        if not opts.local:
+            self.publish(self.message(MessageType.BROADCAST, {
+                "opts": encode_options(opts),
+                "packet": {"type": _EVENT, "data": data, "nsp": self.nsp.name}}))
+        super().broadcast(data, opts)
+
+    def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
+                           on_ack: BroadcastAcks) -> list[str]:
+        known = self.known_servers()
+        if not opts.local and (known is None or known):
+            request_id = secrets.token_hex(8)
+            if known is not None:
+                request = _AckRequest(on_ack, set(known), pending_reports=len(known))
+                on_ack.expect_servers(len(known))
+            else:
+                # Not known yet how many servers will report: one stands for them until the
+                # link says (so that the collector cannot complete before).
+                request = _AckRequest(on_ack, None, early=[])
+                on_ack.expect_servers(1)
+                self.nsp.server.invoker.track(self._count_reporters(request_id, request))
+            self._ack_requests[request_id] = request
+            if opts.timeout is not None:
+                request.timer = asyncio.get_running_loop().call_later(
+                    opts.timeout, self._ack_requests.pop, request_id, None)
+            self.publish(self.message(MessageType.BROADCAST, {
+                "opts": encode_options(opts),
+                "packet": {"type": _EVENT, "data": data, "nsp": self.nsp.name},
+                "requestId": request_id}))
+        return super().broadcast_with_ack(data, opts, on_ack)
+
+    async def _count_reporters(self, request_id: str, request: _AckRequest) -> None:
+        try:
+            others = max(await self.server_count() - 1, 0)
+        except Exception as exc:
+            log.warning("broadcast with acks on %s: cannot count the servers (%s); only this "
+                        "server's clients are waited for", self.nsp.name, exc)
+            others = 0
+        early, request.early = request.early or [], None
+        request.pending_reports = others - len(early)
+        request.acks.expect_servers(others - 1)  # the stand-in was one
+        for sids in early:
+            request.acks.server_targets(sids)
+        self._forget_if_finished(request_id, request)
+
+    def _reported(self, uid: str | None, request_id: str, data: Mapping[str, Any]) -> None:
+        request = self._ack_requests.get(request_id)
+        if request is None:
+            return
+        if request.waiting is not None:
+            if uid not in request.waiting:
+                return
+            request.waiting.discard(uid)
+        sockets = data.get("sockets")
+        if isinstance(sockets, list):
+            sids = [str(s) for s in sockets]
+        else:  # Node's servers say how many clients, not which
+            sids = [request.placeholder(request_id) for _ in range(int(data["clientCount"]))]
+            request.unnamed.extend(sids)
+        request.pending_acks += len(sids)
+        if request.early is not None:
+            request.early.append(sids)
+            return
+        request.pending_reports -= 1
+        request.acks.server_targets(sids)
+        self._forget_if_finished(request_id, request)
+
+    def _acked(self, request_id: str, data: Mapping[str, Any]) -> None:
+        request = self._ack_requests.get(request_id)
+        if request is None:
+            return
+        sid = data.get("sid")
+        if not isinstance(sid, str):
+            sid = request.unnamed.popleft() if request.unnamed else request.placeholder(
+                request_id)
+        args = data.get("args")
+        request.pending_acks -= 1
+        request.acks(sid, list(args) if isinstance(args, list) else [data.get("packet")])
+        self._forget_if_finished(request_id, request)
+
+    def _stop_waiting_for_reports(self, request_id: str, request: _AckRequest) -> None:
+        if request.early is not None:
+            return  # the count task settles it (the link is down: it counts none)
+        if request.pending_reports > 0:
+            request.acks.expect_servers(-request.pending_reports)
+            request.pending_reports = 0
+            if request.waiting is not None:
+                request.waiting.clear()
+        self._forget_if_finished(request_id, request)
+
+    def _forget_if_finished(self, request_id: str, request: _AckRequest) -> None:
+        if (request.early is None and request.pending_reports <= 0
+                and request.pending_acks <= 0):
+            self._ack_requests.pop(request_id, None)
+            if request.timer is not None:
+                request.timer.cancel()
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
+        """This server's :class:`Socket` objects, then :class:`RemoteSocket` objects of the
+        others; :class:`TimeoutError` if a server does not answer within ``requests_timeout``,
+        :class:`AdapterError` if the link is down."""
+        found: list[Any] = await super().fetch_sockets(opts)
+        if opts.local:
+            return found
+        responses = await self._request(MessageType.FETCH_SOCKETS,
+                                        {"opts": encode_options(opts)}, self.requests_timeout,
+                                        "fetch_sockets")
+        for uid, sockets in responses:
+            found.extend(RemoteSocket(self, uid, details) for details in sockets or ())
+        return found
+
+    async def all_rooms(self) -> set[str]:
+        rooms = await super().all_rooms()
+        if self.own_all_rooms:
+            responses = await self._request(MessageType.ALL_ROOMS, {}, self.requests_timeout,
+                                            "all_rooms")
+            for _, names in responses:
+                rooms.update(names or ())
+            return rooms
+        responses = await self._request(MessageType.FETCH_SOCKETS,
+                                        {"opts": encode_options(BroadcastOptions())},
+                                        self.requests_timeout, "all_rooms")
+        for _, sockets in responses:
+            for details in sockets or ():
+                rooms.update(details.get("rooms") or ())
+        return rooms
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = sorted(rooms)
+        if not opts.local:
+            self.publish(self.message(MessageType.SOCKETS_JOIN,
+                                      {"opts": encode_options(opts), "rooms": rooms}))
+        super().add_sockets(opts, rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = sorted(rooms)
+        if not opts.local:
+            self.publish(self.message(MessageType.SOCKETS_LEAVE,
+                                      {"opts": encode_options(opts), "rooms": rooms}))
+        super().del_sockets(opts, rooms)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        if not opts.local:
+            self.publish(self.message(MessageType.DISCONNECT_SOCKETS,
+                                      {"opts": encode_options(opts), "close": bool(close)}))
+        super().disconnect_sockets(opts, close)
+
+    async def server_side_emit(self, data: list[Any], ack: bool,
+                               timeout: float | None) -> list[Any]:
+        """Deliver ``data`` to this namespace's handlers on the other servers; with ``ack``, the
+        value each one's first handler returned, or :class:`AckTimeout` (``missing`` = the
+        uids of the servers that did not answer, when the link knows them) after ``timeout``
+        (default ``requests_timeout``)."""
+        if not ack:
+            self.publish(self.message(MessageType.SERVER_SIDE_EMIT, {"packet": data}))
+            return []
+        limit = self.requests_timeout if timeout is None else timeout
+        responses = await self._request(MessageType.SERVER_SIDE_EMIT, {"packet": data}, limit,
+                                        f"server_side_emit {data[0]!r}", ack=True)
+        return [reply for _, reply in responses]
+
+    async def _request(self, mtype: MessageType, data: dict[str, Any], timeout: float,
+                       what: str, ack: bool = False) -> list[tuple[str | None, Any]]:
+        """Publish a request to the other servers and collect (uid, answer) pairs (uid
+        ``None`` for servers whose answers do not say who they are)."""
+        asked = self.known_servers()
+        expected = len(asked) if asked is not None else await self.server_count() - 1
+        if expected <= 0:
+            return []
+        loop = asyncio.get_running_loop()
+        request_id = secrets.token_hex(8)
+        request = _Request(expected, asked, loop.create_future())
+        self._requests[request_id] = request
+        try:
+            self.publish_request(self.message(mtype, {**data, "requestId": request_id}))
+            await asyncio.wait_for(asyncio.shield(request.future), timeout)
+        except TimeoutError:
+            missing = request.missing()
+            message = (f"{what}: {request.expected - len(request.responses)} of "
+                       f"{request.expected} servers did not answer within {timeout} s")
+            if ack:
+                raise AckTimeout(message, responses=[r for _, r in request.responses],
+                                 missing=missing) from None
+            raise TimeoutError(message) from None
+        finally:
+            self._requests.pop(request_id, None)
+        return request.responses
+
+    def publish_request(self, message: ClusterMessage) -> None:
+        """Publish a request whose caller waits for answers: a link that cannot send raises
+        :class:`AdapterError` here (the default publishes as any message)."""
+        self.publish(message)
+
+    # -- what arrives from the other servers ----------------------------------------------------
+
+    def on_message(self, message: Mapping[str, Any]) -> None:
+        """A message from the link. Messages of this adapter itself or of another namespace are
+        ignored, as are malformed ones (logged)."""
+        uid = message.get("uid")
+        if (not isinstance(uid, str) or uid == self.uid or self._closed
+                or message.get("nsp", "/") != self.nsp.name):
+            return
+        raw_type = message.get("type")
+        try:
+            mtype = MessageType(raw_type if isinstance(raw_type, int) else -1)
+        except ValueError:
+            log.debug("ignoring a message of unknown type %r from %s", message.get("type"), uid)
+            return
+        data = message.get("data") or {}
+        if mtype in _RESPONSES:
+            self.on_response(uid, mtype, data)
+        else:
+            self.on_request(uid, mtype, data)
+
+    def on_request(self, uid: str, mtype: MessageType, data: Mapping[str, Any]) -> None:
+        """A message from server ``uid`` that asks this one to act (and maybe answer)."""
+        try:
+            self._handle(uid, mtype, data)
+        except Exception:
+            log.exception("cannot handle message %s from %s on %s", mtype.name, uid,
+                          self.nsp.name)
+
+    def on_response(self, uid: str | None, mtype: MessageType, data: Mapping[str, Any]) -> None:
+        """An answer to one of this server's requests (``uid`` ``None``: from a server that
+        does not say which it is)."""
+        request_id = str(data.get("requestId"))
+        try:
+            if mtype is MessageType.BROADCAST_CLIENT_COUNT:
+                self._reported(uid, request_id, data)
+            elif mtype is MessageType.BROADCAST_ACK:
+                self._acked(request_id, data)
+            else:
+                request = self._requests.get(request_id)
+                if request is not None:  # else late, or for an adapter of an earlier process
+                    request.add(uid, data.get(_ANSWER[mtype]))
+        except Exception:
+            log.exception("cannot handle answer %s from %s on %s", mtype.name, uid,
+                          self.nsp.name)
+
+    def _handle(self, uid: str, mtype: MessageType, data: Mapping[str, Any]) -> None:
+        if mtype is MessageType.BROADCAST:
+            opts = decode_options(data.get("opts") or {})
+            args = list(data["packet"]["data"])
+            request_id = data.get("requestId")
+            if request_id is None:
+                self.broadcast(args, opts)
+            else:
+                targets = self.broadcast_with_ack(args, opts, _RemoteAcks(self, uid, request_id))
+                self.publish_response(uid, self.message(MessageType.BROADCAST_CLIENT_COUNT, {
+                    "requestId": request_id, "clientCount": len(targets), "sockets": targets}))
+        elif mtype is MessageType.SOCKETS_JOIN:
+            self.add_sockets(decode_options(data.get("opts") or {}), data.get("rooms") or ())
+        elif mtype is MessageType.SOCKETS_LEAVE:
+            self.del_sockets(decode_options(data.get("opts") or {}), data.get("rooms") or ())
+        elif mtype is MessageType.DISCONNECT_SOCKETS:
+            self.disconnect_sockets(decode_options(data.get("opts") or {}),
+                                    bool(data.get("close")))
+        elif mtype is MessageType.FETCH_SOCKETS:
+            sockets = [self._describe(s) for s in self.select(decode_options(data["opts"]))]
+            self.publish_response(uid, self.message(MessageType.FETCH_SOCKETS_RESPONSE, {
+                "requestId": data["requestId"], "sockets": sockets}))
+        elif mtype is MessageType.ALL_ROOMS:
+            self.publish_response(uid, self.message(MessageType.ALL_ROOMS_RESPONSE, {
+                "requestId": data["requestId"], "rooms": sorted(self.rooms)}))
+        elif mtype is MessageType.SERVER_SIDE_EMIT:
+            self._server_side_emitted(uid, list(data["packet"]), data.get("requestId"))
+
+    def _describe(self, socket: Socket) -> dict[str, Any]:
+        return {"id": socket.id, "handshake": handshake_to_dict(socket.handshake),
+                "rooms": sorted(self.sids.get(socket.id, ())), "data": socket.data}
+
+    def _server_side_emitted(self, uid: str, packet: list[Any], request_id: Any) -> None:
+        event, args = packet[0], packet[1:]
+        check_event_name(event)
+        if request_id is None:
+            self.nsp.dispatch(event, *args)
+            return
+        handlers = self.nsp.handlers.get(event)
+        if not handlers:
+            return  # nobody to answer: the requester times out, as in Node
+
+        def reply(result: Any) -> None:
+            if not self._closed:
+                self.publish_response(uid, self.message(
+                    MessageType.SERVER_SIDE_EMIT_RESPONSE,
+                    {"requestId": request_id, "packet": result}))
+
+        self.nsp.server.invoker.run_event(handlers, event, args, reply,
+                                          f"server {uid} of {self.nsp.name}")
+
+
+#: the answers to requests, and the field of their data that holds the answer
+_ANSWER = {
+    MessageType.FETCH_SOCKETS_RESPONSE: "sockets",
+    MessageType.ALL_ROOMS_RESPONSE: "rooms",
+    MessageType.SERVER_SIDE_EMIT_RESPONSE: "packet",
+}
+_TYPES = frozenset(int(t) for t in MessageType)
+_RESPONSES = frozenset((*_ANSWER, MessageType.BROADCAST_CLIENT_COUNT,
+                        MessageType.BROADCAST_ACK))
+
+
+class HeartbeatClusterAdapter(ClusterAdapter):
+    """A :class:`ClusterAdapter` that knows the other servers by their heartbeats (Node's
+    ``ClusterAdapterWithHeartbeat``): servers announce themselves when they start
+    (``INITIAL_HEARTBEAT``), then every ``heartbeat_interval`` seconds; one unseen for
+    ``heartbeat_timeout`` seconds, or that sent ``ADAPTER_CLOSE``, is dropped, and requests
+    stop waiting for it. The link calls :meth:`start` once it can send."""
+
+    own_all_rooms = True
+
+    def __init__(self, nsp: Any, *, uid: str | None = None, requests_timeout: float = 5.0,
+                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 10.0) -> None:
+        super().__init__(nsp, uid=uid, requests_timeout=requests_timeout)
+        for name, value in (("heartbeat_interval", heartbeat_interval),
+                            ("heartbeat_timeout", heartbeat_timeout)):
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.heartbeat_timeout = float(heartbeat_timeout)
+        #: other servers alive: uid -> when last heard of (time.monotonic())
+        self._nodes: dict[str, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._started = False
+
+    def known_servers(self) -> frozenset[str]:
+        return frozenset(self._nodes)
+
+    @property
+    def servers(self) -> frozenset[str]:
+        """The uids of the other servers known alive for this namespace."""
+        return frozenset(self._nodes)
+
+    async def server_count(self) -> int:
+        return 1 + len(self._nodes)
 
     def start(self) -> None:
         """Announce this server and start the heartbeats (the link calls it, in the event loop,
@@ -275,7 +682,6 @@ class ClusterAdapter(InMemoryAdapter):
         pending requests fail at once."""
         if self._closed:
             return
-        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -283,260 +689,40 @@ class ClusterAdapter(InMemoryAdapter):
             self.publish(self.message(MessageType.ADAPTER_CLOSE))
         for uid in list(self._nodes):
             self.remove_server(uid)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def servers(self) -> frozenset[str]:
-        """The uids of the other servers known alive for this namespace."""
-        return frozenset(self._nodes)
+        await super().close()
 
     def remove_server(self, uid: str) -> None:
         """Forget server ``uid`` (it closed, or its link is gone): requests stop waiting for it."""
         if self._nodes.pop(uid, None) is None:
             return
         for request in list(self._requests.values()):
-            if uid in request.waiting:
-                request.waiting.discard(uid)
-                if not request.waiting and not request.future.done():
-                    request.future.set_result(None)
+            if request.asked is not None and uid in request.asked - request.answered:
+                request.expected -= 1
+                request.check()
         for request_id, ack_request in list(self._ack_requests.items()):
-            if uid in ack_request.waiting:
+            if ack_request.waiting is not None and uid in ack_request.waiting:
                 ack_request.waiting.discard(uid)
+                ack_request.pending_reports -= 1
                 ack_request.acks.expect_servers(-1)
                 self._forget_if_finished(request_id, ack_request)
 
-    def message(self, mtype: MessageType, data: dict[str, Any] | None = None) -> ClusterMessage:
-        """A message from this adapter."""
-        message: ClusterMessage = {"uid": self.uid, "nsp": self.nsp.name, "type": int(mtype)}
-        if data is not None:
-            message["data"] = data
-        return message
-
-    # -- operations -----------------------------------------------------------------------------
-
-    async def server_count(self) -> int:
-        return 1 + len(self._nodes)
-
-    def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
-        if not opts.local:
-            self.publish(self.message(MessageType.BROADCAST, {
-                "opts": encode_options(opts),
-                "packet": {"type": _EVENT, "data": data, "nsp": self.nsp.name}}))
-        super().broadcast(data, opts)
-
-    def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
-                           on_ack: BroadcastAcks) -> list[str]:
-        if not opts.local and self._nodes:
-            request_id = secrets.token_hex(8)
-            request = _AckRequest(on_ack, set(self._nodes))
-            self._ack_requests[request_id] = request
-            on_ack.expect_servers(len(request.waiting))
-            if opts.timeout is not None:
-                request.timer = asyncio.get_running_loop().call_later(
-                    opts.timeout, self._ack_requests.pop, request_id, None)
-            self.publish(self.message(MessageType.BROADCAST, {
-                "opts": encode_options(opts),
-                "packet": {"type": _EVENT, "data": data, "nsp": self.nsp.name},
-                "requestId": request_id}))
-        return super().broadcast_with_ack(data, opts, on_ack)
-
-    def _forget_if_finished(self, request_id: str, request: _AckRequest) -> None:
-        if not request.waiting and request.pending_acks <= 0:
-            self._ack_requests.pop(request_id, None)
-            if request.timer is not None:
-                request.timer.cancel()
-
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
-        """This server's :class:`Socket` objects, then :class:`RemoteSocket` objects of the
-        others; :class:`TimeoutError` if a server does not answer within ``requests_timeout``."""
-        found: list[Any] = await super().fetch_sockets(opts)
-        if opts.local:
-            return found
-        responses = await self._request(MessageType.FETCH_SOCKETS,
-                                        {"opts": encode_options(opts)}, self.requests_timeout,
-                                        "fetch_sockets")
-        for uid, sockets in responses:
-            found.extend(RemoteSocket(self, uid, details) for details in sockets or ())
-        return found
-
-    async def all_rooms(self) -> set[str]:
-        rooms = await super().all_rooms()
-        responses = await self._request(MessageType.ALL_ROOMS, {}, self.requests_timeout,
-                                        "all_rooms")
-        for _, names in responses:
-            rooms.update(names or ())
-        return rooms
-
-    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
-        rooms = sorted(rooms)
-        if not opts.local:
-            self.publish(self.message(MessageType.SOCKETS_JOIN,
-                                      {"opts": encode_options(opts), "rooms": rooms}))
-        super().add_sockets(opts, rooms)
-
-    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
-        rooms = sorted(rooms)
-        if not opts.local:
-            self.publish(self.message(MessageType.SOCKETS_LEAVE,
-                                      {"opts": encode_options(opts), "rooms": rooms}))
-        super().del_sockets(opts, rooms)
-
-    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
-        if not opts.local:
-            self.publish(self.message(MessageType.DISCONNECT_SOCKETS,
-                                      {"opts": encode_options(opts), "close": bool(close)}))
-        super().disconnect_sockets(opts, close)
-
-    async def server_side_emit(self, data: list[Any], ack: bool,
-                               timeout: float | None) -> list[Any]:
-        """Deliver ``data`` to this namespace's handlers on the other servers; with ``ack``, the
-        value each one's first handler returned, or :class:`AckTimeout` (``missing`` = the
-        uids of the servers that did not answer) after ``timeout`` (default
-        ``requests_timeout``)."""
-        if not ack:
-            self.publish(self.message(MessageType.SERVER_SIDE_EMIT, {"packet": data}))
-            return []
-        limit = self.requests_timeout if timeout is None else timeout
-        responses = await self._request(MessageType.SERVER_SIDE_EMIT, {"packet": data}, limit,
-                                        f"server_side_emit {data[0]!r}", ack=True)
-        return [reply for _, reply in responses]
-
-    async def _request(self, mtype: MessageType, data: dict[str, Any], timeout: float,
-                       what: str, ack: bool = False) -> list[tuple[str, Any]]:
-        """Publish a request to every other server alive and collect (uid, answer) pairs."""
-        if not self._nodes:
-            return []
-        loop = asyncio.get_running_loop()
-        request_id = secrets.token_hex(8)
-        request = _Request(set(self._nodes), loop.create_future())
-        self._requests[request_id] = request
-        try:
-            self.publish(self.message(mtype, {**data, "requestId": request_id}))
-            await asyncio.wait_for(asyncio.shield(request.future), timeout)
-        except TimeoutError:
-            missing = sorted(request.waiting)
-            message = (f"{what}: {len(missing)} of {len(missing) + len(request.responses)} "
-                       f"servers did not answer within {timeout} s")
-            if ack:
-                raise AckTimeout(message, responses=[r for _, r in request.responses],
-                                 missing=missing) from None
-            raise TimeoutError(message) from None
-        finally:
-            self._requests.pop(request_id, None)
-        return request.responses
-
-    # -- what arrives from the other servers ----------------------------------------------------
-
     def on_message(self, message: Mapping[str, Any]) -> None:
-        """A message from the link. Messages of this adapter itself or of another namespace are
-        ignored, as are malformed ones (logged)."""
         uid = message.get("uid")
         if (not isinstance(uid, str) or uid == self.uid or self._closed
                 or message.get("nsp", "/") != self.nsp.name):
             return
-        raw_type = message.get("type")
-        try:
-            mtype = MessageType(raw_type if isinstance(raw_type, int) else -1)
-        except ValueError:
-            log.debug("ignoring a message of unknown type %r from %s", message.get("type"), uid)
+        mtype = message.get("type")
+        if mtype not in _TYPES:
+            log.debug("ignoring a message of unknown type %r from %s", mtype, uid)
             return
-        if mtype is MessageType.ADAPTER_CLOSE:
+        if mtype == MessageType.ADAPTER_CLOSE:
             self.remove_server(uid)
             return
         if uid not in self._nodes:
             log.debug("server %s of %s joined", uid, self.nsp.name)
         self._nodes[uid] = time.monotonic()
-        data = message.get("data") or {}
-        try:
-            self._handle(uid, mtype, data)
-        except Exception:
-            log.exception("cannot handle message %s from %s on %s", mtype.name, uid,
-                          self.nsp.name)
-
-    def _handle(self, uid: str, mtype: MessageType, data: Mapping[str, Any]) -> None:
-        if mtype is MessageType.INITIAL_HEARTBEAT:
+        if mtype == MessageType.INITIAL_HEARTBEAT:
             if self._started:
                 self.publish(self.message(MessageType.HEARTBEAT))
-        elif mtype is MessageType.HEARTBEAT:
-            pass
-        elif mtype is MessageType.BROADCAST:
-            opts = decode_options(data.get("opts") or {})
-            args = list(data["packet"]["data"])
-            request_id = data.get("requestId")
-            if request_id is None:
-                self.broadcast(args, opts)
-            else:
-                targets = self.broadcast_with_ack(args, opts, _RemoteAcks(self, uid, request_id))
-                self.publish_response(uid, self.message(MessageType.BROADCAST_CLIENT_COUNT, {
-                    "requestId": request_id, "clientCount": len(targets), "sockets": targets}))
-        elif mtype is MessageType.SOCKETS_JOIN:
-            self.add_sockets(decode_options(data.get("opts") or {}), data.get("rooms") or ())
-        elif mtype is MessageType.SOCKETS_LEAVE:
-            self.del_sockets(decode_options(data.get("opts") or {}), data.get("rooms") or ())
-        elif mtype is MessageType.DISCONNECT_SOCKETS:
-            self.disconnect_sockets(decode_options(data.get("opts") or {}),
-                                    bool(data.get("close")))
-        elif mtype is MessageType.FETCH_SOCKETS:
-            sockets = [self._describe(s) for s in self.select(decode_options(data["opts"]))]
-            self.publish_response(uid, self.message(MessageType.FETCH_SOCKETS_RESPONSE, {
-                "requestId": data["requestId"], "sockets": sockets}))
-        elif mtype is MessageType.ALL_ROOMS:
-            self.publish_response(uid, self.message(MessageType.ALL_ROOMS_RESPONSE, {
-                "requestId": data["requestId"], "rooms": sorted(self.rooms)}))
-        elif mtype is MessageType.SERVER_SIDE_EMIT:
-            self._server_side_emitted(uid, list(data["packet"]), data.get("requestId"))
-        elif mtype is MessageType.FETCH_SOCKETS_RESPONSE:
-            self._response(uid, data, data.get("sockets"))
-        elif mtype is MessageType.ALL_ROOMS_RESPONSE:
-            self._response(uid, data, data.get("rooms"))
-        elif mtype is MessageType.SERVER_SIDE_EMIT_RESPONSE:
-            self._response(uid, data, data.get("packet"))
-        elif mtype is MessageType.BROADCAST_CLIENT_COUNT:
-            request = self._ack_requests.get(str(data.get("requestId")))
-            if request is not None and uid in request.waiting:
-                request.waiting.discard(uid)
-                sids = [str(s) for s in data.get("sockets") or ()]
-                request.pending_acks += len(sids)
-                request.acks.server_targets(sids)
-                self._forget_if_finished(str(data["requestId"]), request)
-        elif mtype is MessageType.BROADCAST_ACK:
-            request = self._ack_requests.get(str(data.get("requestId")))
-            if request is not None:
-                request.pending_acks -= 1
-                request.acks(str(data["sid"]), list(data.get("packet") or ()))
-                self._forget_if_finished(str(data["requestId"]), request)
-
-    def _response(self, uid: str, data: Mapping[str, Any], answer: Any) -> None:
-        request = self._requests.get(str(data.get("requestId")))
-        if request is None or uid not in request.waiting:
-            return  # late, duplicated, or for an adapter of an earlier process
-        request.waiting.discard(uid)
-        request.responses.append((uid, answer))
-        if not request.waiting and not request.future.done():
-            request.future.set_result(None)
-
-    def _describe(self, socket: Socket) -> dict[str, Any]:
-        return {"id": socket.id, "handshake": handshake_to_dict(socket.handshake),
-                "rooms": sorted(self.sids.get(socket.id, ())), "data": socket.data}
-
-    def _server_side_emitted(self, uid: str, packet: list[Any], request_id: Any) -> None:
-        event, args = packet[0], packet[1:]
-        check_event_name(event)
-        if request_id is None:
-            self.nsp.dispatch(event, *args)
-            return
-        handlers = self.nsp.handlers.get(event)
-        if not handlers:
-            return  # nobody to answer: the requester times out, as in Node
-
-        def reply(result: Any) -> None:
-            if not self._closed:
-                self.publish_response(uid, self.message(
-                    MessageType.SERVER_SIDE_EMIT_RESPONSE,
-                    {"requestId": request_id, "packet": result}))
-
-        self.nsp.server.invoker.run_event(handlers, event, args, reply,
-                                          f"server {uid} of {self.nsp.name}")
+        elif mtype != MessageType.HEARTBEAT:
+            super().on_message(message)

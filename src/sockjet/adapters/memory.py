@@ -32,6 +32,7 @@ class InMemoryAdapter(Adapter):
                 members = self.rooms.get(room)
                 if members is None:
                     self.rooms[room] = {sid}
+                    self.room_created(room)
                 else:
                     members.add(sid)
 
@@ -44,6 +45,7 @@ class InMemoryAdapter(Adapter):
             members.discard(sid)
             if not members:
                 del self.rooms[room]
+                self.room_deleted(room)
 
     def delete_all(self, sid: str) -> None:
         own = self.sids.pop(sid, None)
@@ -55,6 +57,13 @@ class InMemoryAdapter(Adapter):
                 members.discard(sid)
                 if not members:
                     del self.rooms[room]
+                    self.room_deleted(room)
+
+    def room_created(self, room: str) -> None:
+        """A room has its first socket (Node's ``create-room``): a hook for subclasses."""
+
+    def room_deleted(self, room: str) -> None:
+        """A room lost its last socket (Node's ``delete-room``): a hook for subclasses."""
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self.sids.get(sid, ()))

@@ -28,10 +28,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, cast
 
-import msgpack  # type: ignore[import-untyped]
-import orjson
-
-from .cluster import ClusterAdapter, ClusterMessage
+from .cluster import ClusterMessage, HeartbeatClusterAdapter
+from .wire import pack, unpack
 
 log = logging.getLogger("sockjet.adapters")
 
@@ -40,19 +38,12 @@ _RECONNECT_MIN = 0.02
 _RECONNECT_MAX = 1.0
 
 
-def _fallback(value: Any) -> Any:
-    """What msgpack cannot pack goes as its JSON form (as orjson writes it for Socket.IO)."""
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return orjson.loads(orjson.dumps(value))
-
-
 def encode_frame(message: Mapping[str, Any]) -> bytes:
-    body: bytes = msgpack.packb(message, use_bin_type=True, default=_fallback)
+    body = pack(message)
     return _HEADER.pack(len(body)) + body
 
 
-class WorkerAdapter(ClusterAdapter):
+class WorkerAdapter(HeartbeatClusterAdapter):
     """The adapter of one namespace over a :class:`WorkerLink`; made by ``link.adapter``."""
 
     def __init__(self, nsp: Any, link: WorkerLink) -> None:
@@ -206,8 +197,8 @@ class _Incoming(asyncio.Protocol):
             body = bytes(buffer[offset + 4:end])
             offset = end
             try:
-                message = msgpack.unpackb(body, raw=False, strict_map_key=False)
-            except Exception:
+                message = unpack(body)
+            except ValueError:
                 log.warning("worker %d: undecodable frame from worker %s ignored",
                             self.link.index, self.peer)
                 continue
@@ -241,10 +232,11 @@ class WorkerLink:
     tells the others this worker leaves and closes the connections.
 
     ``requests_timeout``, ``heartbeat_interval`` and ``heartbeat_timeout`` go to every adapter
-    (:class:`ClusterAdapter`); ``queue_limit`` bounds the bytes waiting for one peer (queued
-    while it is not connected, or not yet taken by the kernel) and ``queue_max_age`` how old a
-    queued message may be when the peer connects (older ones are dropped: a worker that comes
-    back after a long absence does not get stale broadcasts); ``max_frame`` bounds one
+    (:class:`HeartbeatClusterAdapter`); ``queue_limit`` bounds the bytes waiting for one peer
+    (queued while it is not connected, or not yet taken by the kernel) and ``queue_max_age``
+    how old a queued message may be when the peer connects (older ones are dropped: a worker
+    that comes back after a long absence does not get stale broadcasts); ``max_frame`` bounds
+    one
     message."""
 
     def __init__(self, index: int, count: int, directory: str | os.PathLike[str], *,

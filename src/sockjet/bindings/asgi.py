@@ -310,7 +310,9 @@ class ASGIApp:
 
             async def receive_and_watch() -> Message:
                 message = await receive()
-                if message["type"] == "lifespan.shutdown":
+                if message["type"] == "lifespan.startup":
+                    await engine.startup()  # fails the wrapped app's startup if it fails
+                elif message["type"] == "lifespan.shutdown":
                     await engine.shutdown()
                 return message
 
@@ -318,6 +320,12 @@ class ASGIApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await engine.startup()
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await engine.shutdown()

@@ -124,6 +124,10 @@ class Engine(HasHandlers):
         self.new_sid: Callable[[], str] = new_sid
         #: the event loop serving this engine (known once it serves; used for thread-safe calls)
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: run by :meth:`startup` and after :meth:`shutdown`, in order (the Socket.IO layer
+        #: connects and closes its adapters there)
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         #: the server's handlers (``connection``)
         self.handlers = Handlers()
         #: calls application handlers (of this engine and its sessions) and keeps their tasks
@@ -308,13 +312,26 @@ class Engine(HasHandlers):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    async def startup(self) -> None:
+        """A binding starts serving this engine on the running loop: the startup hooks run (an
+        exception from one, such as an unreachable Redis, stops the binding from serving)."""
+        self.loop = asyncio.get_running_loop()
+        for hook in self.startup_hooks:
+            await hook()
+
     async def shutdown(self) -> None:
-        """Close every session (``"server shutting down"``): pending polls are answered."""
+        """Close every session (``"server shutting down"``): pending polls are answered; then
+        the shutdown hooks run."""
         for socket in list(self.sessions.values()):
             socket.end("server shutting down")
         # let pending polls and WebSocket writers flush their close
         for _ in range(3):
             await asyncio.sleep(0)
+        for hook in self.shutdown_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("a shutdown hook failed")
 
 
 def new_sid() -> str:

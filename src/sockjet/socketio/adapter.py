@@ -108,5 +108,10 @@ class Adapter(ABC):
         local ones."""
         return set(self.local_rooms())
 
+    async def init(self) -> None:  # noqa: B027 - optional hook
+        """Connect (subscriptions...): called when a binding starts serving the server, or at
+        once for an adapter made while it serves. An exception stops the server's start."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release resources (subscriptions...) when the server closes."""
+        """Release resources (subscriptions...) when the server closes (may be called more than
+        once)."""

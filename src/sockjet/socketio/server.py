@@ -166,6 +166,11 @@ class SocketServer:
         self._adapter_factory = adapter
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
+        #: whether a binding serves this server (adapters made from then on are initialised
+        #: at once)
+        self._serving = False
+        self.engine.startup_hooks.append(self._init_adapters)
+        self.engine.shutdown_hooks.append(self._close_adapters)
         self.of("/")
 
     # -- namespaces -----------------------------------------------------------------------------
@@ -179,6 +184,8 @@ class SocketServer:
             nsp = self._nsps.get(name)
             if nsp is None:
                 nsp = self._nsps[name] = Namespace(self, name, self._adapter_factory)
+                if self._serving:
+                    self.invoker.track(nsp.adapter.init())
             return nsp
         if isinstance(name, re.Pattern) or callable(name):
             parent = ParentNamespace(self, name, self._adapter_factory)
@@ -206,6 +213,8 @@ class SocketServer:
         for nsp in self._nsps.values():
             old.append(nsp.adapter)
             nsp.adapter = adapter(nsp)
+            if self._serving:
+                self.invoker.track(nsp.adapter.init())
         for previous in old:
             try:
                 asyncio.get_running_loop()
@@ -239,6 +248,7 @@ class SocketServer:
                 child = Namespace(self, name, self._adapter_factory, parent)
                 self._nsps[name] = child
                 parent.children[name] = child
+                await child.adapter.init()
                 return child
         return None
 
@@ -335,6 +345,16 @@ class SocketServer:
     async def close(self) -> None:
         """Disconnect every client (``"server shutting down"``) and release the adapters."""
         await self.engine.shutdown()
+
+    async def _init_adapters(self) -> None:
+        """The binding starts serving: every adapter made so far connects (an adapter that
+        cannot, such as a Redis one whose server is unreachable, stops the start)."""
+        self._serving = True
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.init()
+
+    async def _close_adapters(self) -> None:
+        self._serving = False
         for nsp in list(self._nsps.values()):
             await nsp.adapter.close()
 

@@ -73,7 +73,7 @@ class NativeServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.engine.loop = loop
+        await self.engine.startup()
         self._stop = asyncio.Event()
         watch_accept_failures(loop)
         factory = lambda: HTTPConnection(self)  # noqa: E731
