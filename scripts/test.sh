@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 debs=()
 command -v chromium >/dev/null 2>&1 || debs+=(chromium)
 command -v curl >/dev/null 2>&1 || debs+=(curl)
+command -v redis-server >/dev/null 2>&1 || debs+=(redis-server)  # Redis adapter tests
 python3 -c "import ensurepip" >/dev/null 2>&1 || debs+=(python3-venv)
 if ((${#debs[@]})); then
   sudo=""

@@ -290,7 +290,8 @@ class RedisLink:
                             # the pooled command connections died with Redis too: new ones,
                             # rather than a first publish failing on a stale one
                             with contextlib.suppress(*LINK_ERRORS):
-                                await self.client.connection_pool.disconnect()
+                                await self.client.connection_pool.disconnect(
+                                    inuse_connections=False)
                         self._reader_ok = True
                         delay = _RECONNECT_MIN
                         self._subscribed.set()
