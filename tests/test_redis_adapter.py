@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from conftest import eventually, run_command, serve
 from nodepeers import NodeClients
-from redisutil import redis_server
+from redisutil import redis_cluster, redis_server
 
 import sockjet
 from sockjet.adapters.cluster import RemoteSocket
@@ -548,3 +548,53 @@ async def test_a_given_client_is_used_and_left_open() -> None:
         assert await client.ping()  # still usable: the application owns it
         await client.aclose()
 
+
+
+# -- Redis Cluster --------------------------------------------------------------------------------
+
+
+async def test_both_adapters_work_against_a_redis_cluster() -> None:
+    """A ``redis://`` URL of any node of a cluster: sharded channels are read from the node
+    owning their slot, plain pub/sub reaches every node, and the server count sums the
+    nodes' subscriber counts."""
+    async with redis_cluster(3) as rc:
+        for kind in KINDS:
+            async with AsyncExitStack() as stack:
+                nodes: list[Node] = []
+                for index, url in enumerate(rc.urls[:2]):
+                    io = sockjet.Server(adapter=factory(kind, url))
+                    holder: list[Node] = []
+                    setup_server(index, io, holder)
+                    holder.append(Node(index, io, await stack.enter_async_context(serve(io))))
+                    nodes.append(holder[0])
+                assert nodes[0].io.of("/").adapter.link.cluster  # type: ignore[attr-defined]
+                assert await nodes[0].io.of("/").adapter.server_count() == 2
+                peer, sids = await stack.enter_async_context(clients(
+                    nodes, (("a", 0, 4, "websocket"), ("b", 1, 2, "polling"))))
+                nodes[0].io.emit("news", "all", b"\x06")
+                assert await received(peer, ["a", "b"], "news") == {
+                    "a": ["all", b"\x06"], "b": ["all", b"\x06"]}
+                await peer.emit("b", "join", "lobby")
+                lobby_server = nodes[1].io.of("/").adapter
+                await eventually(lambda a=lobby_server: "lobby" in a.rooms)  # type: ignore
+                if kind == "sharded":  # server 1 reads the room's channel, on its owner node
+                    await until_subscribed(rc, b"socket.io#/#lobby#")
+                nodes[0].io.to("lobby").emit("news", "lobby")
+                assert await peer.wait("b", "news") == ["lobby"]
+                found = await nodes[0].io.fetch_sockets()
+                assert sorted(s.id for s in found) == sorted(sids.values())
+                replies = await nodes[0].io.server_side_emit("hello", ack=True)
+                assert [r["server"] for r in replies] == [1]
+                await peer.reply("b", "ask", "from b")
+                await peer.reply("a", "ask", "from a")
+                assert sorted(await nodes[1].io.timeout(5).emit_with_ack("ask")) == [
+                    "from a", "from b"]
+
+
+async def until_subscribed(rc: Any, channel: bytes) -> None:
+    for _ in range(250):
+        counts = [await node.command("PUBSUB", "SHARDNUMSUB", channel) for node in rc.nodes]
+        if sum(int(reply[1]) for reply in counts) >= 1:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nobody subscribed to {channel!r}")

@@ -1,9 +1,11 @@
 """One server's connection to Redis, shared by the adapters of all its namespaces.
 
-Two connections: commands and publishing go through a client whose writer task sends what was
-published since its last round trip in one pipeline (a broadcast costs no round trip of its
-own and no task); subscriptions live on one subscriber connection whose reader task hands each
-message, synchronously, to the handler of its channel or pattern.
+Commands and publishing go through a client whose writer task sends what was published since
+its last round trip in one pipeline (a broadcast costs no round trip of its own and no task);
+subscriptions live on a subscriber connection whose reader task hands each message,
+synchronously, to the handler of its channel or pattern. On a Redis Cluster (found out when
+connecting to a ``redis://`` URL, or given as a ``RedisCluster`` client) sharded channels are
+read from the node that owns each one's slot: one subscriber connection per such node.
 
 While Redis is away the link is *down*: what would be published is dropped and counted (never
 buffered), requests raise :class:`~sockjet.exceptions.AdapterError` at once, and the adapters
@@ -27,6 +29,7 @@ log = logging.getLogger("sockjet.adapters")
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
@@ -40,6 +43,8 @@ Handler = Callable[[bytes, bytes], None]
 _RECONNECT_MIN = 0.05
 _RECONNECT_MAX = 2.0
 _CONFIRMATIONS = frozenset(("subscribe", "psubscribe", "ssubscribe"))
+_SUBSCRIBE_OF = {"unsubscribe": "subscribe", "punsubscribe": "psubscribe",
+                 "sunsubscribe": "ssubscribe"}
 #: what the link calls a lost connection (redis-py wraps most of them in RedisError)
 LINK_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -71,6 +76,118 @@ def describe(url_or_client: Any) -> str:
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
+def _batches(command: str, keys: list[bytes]) -> list[list[bytes]]:
+    """The channels of one command: all at once, except sharded ones (a cluster takes only
+    channels of one slot per SSUBSCRIBE/SUNSUBSCRIBE)."""
+    if command[0] == "s" and command != "subscribe":
+        return [[key] for key in keys]
+    return [keys] if keys else []
+
+
+class _Subscriber:
+    """One subscriber connection (a node of a cluster, or the only server) and its reader task:
+    the channels, patterns and sharded channels it reads, subscribed again after every
+    reconnection."""
+
+    def __init__(self, link: RedisLink, client: Any) -> None:
+        self.link = link
+        self.client = client
+        self.keys: dict[str, set[bytes]] = {"subscribe": set(), "psubscribe": set(),
+                                            "ssubscribe": set()}
+        self.pubsub: Any = None
+        self.ok = False
+        self.unconfirmed = 0
+        self.subscribed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._read())
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.keys.values())
+
+    def add(self, command: str, keys: list[bytes]) -> None:
+        self.keys[command].update(keys)
+        if self.pubsub is not None:  # also while (re)subscribing: a duplicate is harmless
+            self._send(command, keys)
+
+    def remove(self, command: str, key: bytes) -> None:
+        """Stop reading ``key`` if this subscriber reads it."""
+        subscribed = self.keys[_SUBSCRIBE_OF[command]]
+        if key in subscribed:
+            subscribed.discard(key)
+            if self.pubsub is not None and self.ok:
+                self._send(command, [key])
+
+    def _send(self, command: str, keys: list[bytes]) -> None:
+        if command in _CONFIRMATIONS:
+            self.unconfirmed += len(keys)
+        for batch in _batches(command, keys):
+            self.link.background(getattr(self.pubsub, command)(*batch))
+
+    async def _subscribe_all(self) -> None:
+        self.unconfirmed = sum(len(keys) for keys in self.keys.values())
+        for command, keys in self.keys.items():
+            for batch in _batches(command, list(keys)):
+                await getattr(self.pubsub, command)(*batch)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        await self._close_pubsub()
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self.pubsub = self.pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(*LINK_ERRORS, RuntimeError):
+                await pubsub.aclose()
+
+    async def _read(self) -> None:
+        link = self.link
+        delay = _RECONNECT_MIN
+        while True:
+            try:
+                if self.pubsub is None:
+                    self.pubsub = self.client.pubsub()
+                    await self._subscribe_all()
+                message = await self.pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except (*LINK_ERRORS, RuntimeError) as exc:
+                self.ok = False
+                link.went_down(exc)
+                await self._close_pubsub()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX)
+                continue
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind == "pmessage":
+                handlers = link.patterns.get(message["pattern"], ())
+            elif kind == "message":
+                handlers = link.channels.get(message["channel"], ())
+            elif kind == "smessage":
+                handlers = link.shard_channels.get(message["channel"], ())
+            else:
+                if kind in _CONFIRMATIONS:
+                    self.unconfirmed -= 1
+                    if self.unconfirmed <= 0 and not self.ok:
+                        await link.subscriber_ready(self)
+                        delay = _RECONNECT_MIN
+                continue
+            channel, payload = message["channel"], message["data"]
+            for handler in handlers:
+                try:
+                    handler(channel, payload)
+                except Exception:
+                    log.exception("cannot handle a message of Redis channel %r", channel)
+
+
 class RedisLink:
     """The connection of one server to Redis (see the module). ``max_pending`` bounds the bytes
     published and not yet sent (a burst faster than Redis takes it): beyond it messages are
@@ -79,15 +196,18 @@ class RedisLink:
     def __init__(self, url_or_client: Any, *, max_pending: int = 64 * 1024 * 1024) -> None:
         self.where = describe(url_or_client)
         self.client = make_client(url_or_client)
-        self._owns_client = isinstance(url_or_client, str)
+        self._url = url_or_client if isinstance(url_or_client, str) else None
+        self._owns_client = self._url is not None
         self.max_pending = max_pending
-        self._channels: dict[bytes, tuple[Handler, ...]] = {}
-        self._patterns: dict[bytes, tuple[Handler, ...]] = {}
-        self._shard_channels: dict[bytes, tuple[Handler, ...]] = {}
+        #: how long :meth:`connect` waits for Redis to confirm the subscriptions
+        self.subscribe_timeout = 10.0
+        #: handlers by channel, pattern and sharded channel (every subscriber dispatches here)
+        self.channels: dict[bytes, tuple[Handler, ...]] = {}
+        self.patterns: dict[bytes, tuple[Handler, ...]] = {}
+        self.shard_channels: dict[bytes, tuple[Handler, ...]] = {}
         self._down_listeners: list[Callable[[AdapterError], None]] = []
-        self._pubsub: Any = None
-        self._unconfirmed = 0
-        self._subscribed = asyncio.Event()
+        #: subscriber connections by node name ("" for the only one of a single server)
+        self._subscribers: dict[str, _Subscriber] = {}
         #: (channel, payload, sharded) published since the writer's last round trip
         self._outgoing: list[tuple[bytes, bytes, bool]] = []
         self._pending_bytes = 0
@@ -95,10 +215,9 @@ class RedisLink:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing waits for the writer
         self._tasks: set[asyncio.Future[None]] = set()
-        self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._connecting: asyncio.Lock = asyncio.Lock()
-        self._reader_ok = False
+        self._running = False
         self._writer_ok = True
         self._closed = False
         self._down_since: float | None = None
@@ -113,18 +232,20 @@ class RedisLink:
     @property
     def up(self) -> bool:
         """Whether Redis takes what is published and the subscriptions are in place."""
-        return self._reader_ok and self._writer_ok
+        return (self._running and self._writer_ok
+                and all(sub.ok for sub in self._subscribers.values()))
 
     @property
-    def started(self) -> bool:
-        return self._reader is not None or self._writer is not None
+    def cluster(self) -> bool:
+        """Whether Redis is a cluster."""
+        return isinstance(self.client, RedisCluster)
 
     def on_down(self, listener: Callable[[AdapterError], None]) -> None:
         """Call ``listener(error)`` whenever the link is lost."""
         self._down_listeners.append(listener)
 
-    def _went_down(self, cause: BaseException) -> None:
-        """The reader or the writer lost Redis (the first of them starts the outage)."""
+    def went_down(self, cause: BaseException) -> None:
+        """A reader or the writer lost Redis (the first of them starts the outage)."""
         if self._down_since is not None or self._closed:
             return
         self._down_since = time.monotonic()
@@ -136,6 +257,24 @@ class RedisLink:
         error = AdapterError(f"Redis at {self.where} is unreachable")
         for listener in list(self._down_listeners):
             listener(error)
+
+    async def subscriber_ready(self, subscriber: _Subscriber) -> None:
+        """Redis confirmed every subscription of ``subscriber``."""
+        if self._down_since is not None:
+            # the pooled command connections died with Redis too: new ones, rather than a
+            # first publish failing on a stale one
+            with contextlib.suppress(*LINK_ERRORS):
+                await self._drop_idle_connections()
+        subscriber.ok = True
+        subscriber.subscribed.set()
+        self._maybe_up()
+
+    async def _drop_idle_connections(self) -> None:
+        if self.cluster:
+            for node in self.client.get_nodes():
+                await node.disconnect()
+        else:
+            await self.client.connection_pool.disconnect(inuse_connections=False)
 
     def _maybe_up(self) -> None:
         if not self.up or self._down_since is None:
@@ -152,41 +291,70 @@ class RedisLink:
         if not self.up:
             raise AdapterError(f"Redis at {self.where} is unreachable")
 
+    def background(self, awaitable: Any) -> None:
+        """Run ``awaitable`` (a subscription change) as a task kept until it ends; a failure
+        is the readers' to notice: they subscribe again to everything when Redis is back."""
+        task = asyncio.ensure_future(self._quietly(awaitable))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _quietly(awaitable: Any) -> None:
+        with contextlib.suppress(*LINK_ERRORS):
+            await awaitable
+
     # -- start and stop ---------------------------------------------------------------------
 
     async def connect(self) -> None:
         """Reach Redis and subscribe (once: later calls wait for the first). Raises
         :class:`AdapterError` naming the server if it cannot be reached."""
         async with self._connecting:
-            if self.started or self._closed:
-                if self._reader is not None and not self._subscribed.is_set():
-                    await self._subscribed.wait()
-                return
+            if not self._running and not self._closed:
+                try:
+                    await self._find_cluster()
+                    await self.client.ping()
+                except LINK_ERRORS as exc:
+                    raise AdapterError(f"cannot reach Redis at {self.where}: {exc}") from exc
+                self._running = True
+                self._writer = asyncio.ensure_future(self._write())
+                self._place_all()
+                for subscriber in list(self._subscribers.values()):
+                    subscriber.start()
             try:
-                await self.client.ping()
-            except LINK_ERRORS as exc:
-                raise AdapterError(f"cannot reach Redis at {self.where}: {exc}") from exc
-            self._writer = asyncio.ensure_future(self._write())
-            if self._channels or self._patterns or self._shard_channels:
-                self._reader = asyncio.ensure_future(self._read())
-                await self._subscribed.wait()
-            else:
-                self._reader_ok = True  # nothing to read (an emitter)
+                for subscriber in list(self._subscribers.values()):
+                    await asyncio.wait_for(subscriber.subscribed.wait(), self.subscribe_timeout)
+            except TimeoutError:
+                raise AdapterError(f"Redis at {self.where} did not confirm the subscriptions "
+                                   f"within {self.subscribe_timeout} s") from None
+
+    async def _find_cluster(self) -> None:
+        """A URL of a cluster node: the client becomes a cluster client."""
+        if self._url is None or self.cluster:
+            return
+        info = await self.client.info("cluster")
+        if int(info.get("cluster_enabled", 0)):
+            await self.client.aclose()
+            self.client = RedisCluster.from_url(self._url, retry=Retry(NoBackoff(), 0),
+                                                socket_connect_timeout=2.0)
+            await self.client.initialize()
 
     async def close(self) -> None:
-        """Send what is pending, stop both tasks and close the connections."""
+        """Send what is pending, stop the tasks and close the connections."""
         if self._closed:
             return
         self._closed = True
         if self._writer is not None and self._outgoing and self.up:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 2)
-        for task in (self._reader, self._writer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        await self._close_pubsub()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        for subscriber in self._subscribers.values():
+            await subscriber.close()
+            if subscriber.client is not self.client:
+                with contextlib.suppress(*LINK_ERRORS):
+                    await subscriber.client.aclose()
         if self._owns_client:
             with contextlib.suppress(*LINK_ERRORS):
                 await self.client.aclose()
@@ -197,112 +365,57 @@ class RedisLink:
                   patterns: Iterable[str] = (), shard_channels: Iterable[str] = ()) -> None:
         """Route the messages of these channels (patterns, sharded channels) to ``handler``;
         subscribes at once if the link is running, else when it connects."""
-        new: dict[str, list[bytes]] = {"subscribe": [], "psubscribe": [], "ssubscribe": []}
-        for table, names, command in ((self._channels, channels, "subscribe"),
-                                      (self._patterns, patterns, "psubscribe"),
-                                      (self._shard_channels, shard_channels, "ssubscribe")):
+        for table, names, command in ((self.channels, channels, "subscribe"),
+                                      (self.patterns, patterns, "psubscribe"),
+                                      (self.shard_channels, shard_channels, "ssubscribe")):
             for name in names:
                 key = name.encode()
-                if key not in table:
-                    new[command].append(key)
+                if key not in table and self._running:
+                    self._place(command, key)
                 table[key] = (*table.get(key, ()), handler)
-        if self._pubsub is not None and self._reader_ok:
-            for command, keys in new.items():
-                if keys:
-                    self._send_subscription(command, keys)
 
     def unsubscribe(self, handler: Handler, *, channels: Iterable[str] = (),
                     patterns: Iterable[str] = (), shard_channels: Iterable[str] = ()) -> None:
-        for table, names, command in ((self._channels, channels, "unsubscribe"),
-                                      (self._patterns, patterns, "punsubscribe"),
-                                      (self._shard_channels, shard_channels, "sunsubscribe")):
-            gone: list[bytes] = []
+        for table, names, command in ((self.channels, channels, "unsubscribe"),
+                                      (self.patterns, patterns, "punsubscribe"),
+                                      (self.shard_channels, shard_channels, "sunsubscribe")):
             for name in names:
                 key = name.encode()
                 handlers = tuple(h for h in table.get(key, ()) if h != handler)
                 if handlers:
                     table[key] = handlers
-                elif table.pop(key, None) is not None:
-                    gone.append(key)
-            if gone and self._pubsub is not None and self._reader_ok and not self._closed:
-                self._send_subscription(command, gone)
+                elif table.pop(key, None) is not None and self._running and not self._closed:
+                    for subscriber in self._subscribers.values():
+                        subscriber.remove(command, key)
 
-    def _send_subscription(self, command: str, keys: list[bytes]) -> None:
-        if command in _CONFIRMATIONS:
-            self._unconfirmed += len(keys)
-        task = asyncio.ensure_future(self._quietly(getattr(self._pubsub, command)(*keys)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _place_all(self) -> None:
+        for table, command in ((self.channels, "subscribe"), (self.patterns, "psubscribe"),
+                               (self.shard_channels, "ssubscribe")):
+            for key in table:
+                self._place(command, key)
 
-    @staticmethod
-    async def _quietly(awaitable: Any) -> None:
-        # a failure here is the reader's to notice: it resubscribes everything when it is back
-        with contextlib.suppress(*LINK_ERRORS):
-            await awaitable
-
-    async def _subscribe_all(self, pubsub: Any) -> None:
-        self._unconfirmed = len(self._channels) + len(self._patterns) + len(
-            self._shard_channels)
-        if self._channels:
-            await pubsub.subscribe(*self._channels)
-        if self._patterns:
-            await pubsub.psubscribe(*self._patterns)
-        if self._shard_channels:
-            await pubsub.ssubscribe(*self._shard_channels)
-
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(*LINK_ERRORS, RuntimeError):
-                await pubsub.aclose()
-
-    async def _read(self) -> None:
-        delay = _RECONNECT_MIN
-        while not self._closed:
-            try:
-                if self._pubsub is None:
-                    self._pubsub = self.client.pubsub()
-                    await self._subscribe_all(self._pubsub)
-                message = await self._pubsub.get_message(timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except (*LINK_ERRORS, RuntimeError) as exc:
-                self._reader_ok = False
-                self._went_down(exc)
-                await self._close_pubsub()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RECONNECT_MAX)
-                continue
-            if message is None:
-                continue
-            kind = message["type"]
-            if kind == "pmessage":
-                handlers = self._patterns.get(message["pattern"], ())
-            elif kind == "message":
-                handlers = self._channels.get(message["channel"], ())
-            elif kind == "smessage":
-                handlers = self._shard_channels.get(message["channel"], ())
-            else:
-                if kind in _CONFIRMATIONS:
-                    self._unconfirmed -= 1
-                    if self._unconfirmed <= 0 and not self._reader_ok:
-                        if self._down_since is not None:
-                            # the pooled command connections died with Redis too: new ones,
-                            # rather than a first publish failing on a stale one
-                            with contextlib.suppress(*LINK_ERRORS):
-                                await self.client.connection_pool.disconnect(
-                                    inuse_connections=False)
-                        self._reader_ok = True
-                        delay = _RECONNECT_MIN
-                        self._subscribed.set()
-                        self._maybe_up()
-                continue
-            channel, payload = message["channel"], message["data"]
-            for handler in handlers:
-                try:
-                    handler(channel, payload)
-                except Exception:
-                    log.exception("cannot handle a message of Redis channel %r", channel)
+    def _place(self, command: str, key: bytes) -> None:
+        """Give ``key`` to the subscriber that reads it: on a cluster, a sharded channel is
+        read from the node that owns its slot (plain pub/sub reaches every node)."""
+        if not self.cluster:
+            name, client = "", self.client
+        elif command == "ssubscribe":
+            node = self.client.get_node_from_key(key)
+            name, client = node.name, None
+        else:
+            node = self.client.get_default_node()
+            name, client = node.name, None
+        subscriber = self._subscribers.get(name)
+        if subscriber is None:
+            if client is None:  # a connection of its own to that node
+                client = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
+                    connection_class=node.connection_class, **node.connection_kwargs))
+            subscriber = self._subscribers[name] = _Subscriber(self, client)
+            if self._running:
+                subscriber.keys[command].add(key)
+                subscriber.start()
+                return
+        subscriber.add(command, [key])
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -336,21 +449,36 @@ class RedisLink:
                 batch, self._outgoing = self._outgoing, []
                 self._pending_bytes = 0
                 try:
-                    pipe = self.client.pipeline(transaction=False)
-                    for channel, payload, sharded in batch:
-                        if sharded:
-                            pipe.spublish(channel, payload)
-                        else:
-                            pipe.publish(channel, payload)
-                    await pipe.execute()
+                    await self._send(batch)
                     self._overflowing = False
                 except LINK_ERRORS as exc:
                     self.dropped += len(batch)
                     self._writer_ok = False
-                    self._went_down(exc)
+                    self.went_down(exc)
                     await self._until_commands_work(delay)
                     delay = _RECONNECT_MIN
+                except Exception:  # not the link's fault: those messages only are lost
+                    self.dropped += len(batch)
+                    log.exception("cannot publish %d messages to Redis at %s", len(batch),
+                                  self.where)
             self._idle.set()
+
+    async def _send(self, batch: list[tuple[bytes, bytes, bool]]) -> None:
+        if self.cluster:
+            # a cluster pipeline refuses PUBLISH: one command after the other, in order
+            for channel, payload, sharded in batch:
+                if sharded:
+                    await self.client.spublish(channel, payload)
+                else:
+                    await self.client.publish(channel, payload)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for channel, payload, sharded in batch:
+            if sharded:
+                pipe.spublish(channel, payload)
+            else:
+                pipe.publish(channel, payload)
+        await pipe.execute()
 
     async def _until_commands_work(self, delay: float) -> None:
         while not self._closed:
@@ -369,17 +497,18 @@ class RedisLink:
 
     # -- commands ---------------------------------------------------------------------------
 
-    async def command(self, *args: Any) -> Any:
-        """Run a Redis command now (not through the writer); :class:`AdapterError` if Redis
-        cannot be reached."""
-        self.check()
-        try:
-            return await self.client.execute_command(*args)
-        except LINK_ERRORS as exc:
-            raise AdapterError(f"Redis at {self.where}: {exc}") from exc
-
     async def subscribers(self, channel: str, *, sharded: bool = False) -> int:
         """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB`` or
-        ``SHARDNUMSUB``): the servers that have a namespace."""
-        reply = await self.command("PUBSUB", "SHARDNUMSUB" if sharded else "NUMSUB", channel)
-        return int(reply[1]) if isinstance(reply, list | tuple) else int(dict(reply)[channel])
+        ``SHARDNUMSUB``; on a cluster, summed over its nodes): the servers that have a
+        namespace."""
+        self.check()
+        try:
+            # every node of a cluster counts only its own subscribers: ask them all
+            where = {"target_nodes": RedisCluster.ALL_NODES} if self.cluster else {}
+            if sharded:
+                reply = await self.client.pubsub_shardnumsub(channel, **where)
+            else:
+                reply = await self.client.pubsub_numsub(channel, **where)
+        except LINK_ERRORS as exc:
+            raise AdapterError(f"Redis at {self.where}: {exc}") from exc
+        return sum(int(count) for _, count in reply)
