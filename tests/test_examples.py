@@ -158,3 +158,33 @@ async def test_embedded_server_reports_a_port_in_use(monkeypatch: pytest.MonkeyP
         busy.listen()
         with pytest.raises(OSError):
             await asyncio.wait_for(module.main(busy.getsockname()[1]), 10)
+
+
+async def test_redis_chat_and_notify_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two copies of the chat server on one Redis: what is said on one reaches the room on
+    the other, ``who`` lists members of both, and the notifier reaches them through Redis."""
+    from redisutil import redis_server
+
+    async with redis_server() as r:
+        monkeypatch.setenv("REDIS_URL", r.url)
+        first, second = load("redis_chat.py").io, load("redis_chat.py").io
+        async with serve(first) as url1, serve(second) as url2:
+            said: list[tuple[Any, ...]] = []
+            ann = sockjet.AsyncClient(url1, auth={"name": "ann"})
+            bob = sockjet.AsyncClient(url2, auth={"name": "bob"})
+            bob.on("said", lambda *args: said.append(args))
+            for client in (ann, bob):
+                await client.connect()
+                client.emit("join", "room-42")
+            await eventually(lambda: all("room-42" in io.of("/").adapter.rooms
+                                         for io in (first, second)))
+            assert await ann.emit_with_ack("who", "room-42") == ["ann", "bob"]
+            ann.emit("say", "room-42", "hello")
+            await eventually(lambda: said == [("ann", "hello")])
+            notifier = load("redis_notify.py")
+            await asyncio.to_thread(notifier.notify, "room-42", "build done")
+            await notifier.notify_async("room-42", "deployed")
+            await eventually(lambda: said[1:] == [("server", "build done"),
+                                                  ("server", "deployed")])
+            for client in (ann, bob):
+                await client.disconnect()

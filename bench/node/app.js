@@ -1,13 +1,14 @@
 // The benchmark app (the same as bench/servers/*.py), for one server process: server.js runs
-// it alone, cluster_server.js in each worker of a Node cluster.
+// it alone, cluster_server.js in each worker of a Node cluster, redis_server.js on a Redis
+// adapter (`extra`: more Server options, such as the adapter).
 "use strict";
 const { Server } = require("socket.io");
 
 const OPTIONS = { allowEIO3: true, cors: { origin: true, credentials: true },
   maxHttpBufferSize: 1e6 };
 
-function createApp(httpServer) {
-  const io = new Server(httpServer, OPTIONS);
+function createApp(httpServer, extra = {}) {
+  const io = new Server(httpServer, { ...OPTIONS, ...extra });
   io.on("connection", (socket) => {
     socket.on("echo", (...args) => {
       const ack = args.pop();

@@ -3,14 +3,17 @@
 // uses the real socket.io-client 2.x/4.x for the mixed-client scenario.
 // Protocol with the runner: prints {"event":"ready"} once set up, waits for "go" on stdin,
 // prints {"event":"done", ...results}, then waits for "quit" (connections stay open meanwhile).
+// Config (JSON, first argument): {scenario, url, ...}; the fanout scenario also takes
+// `urls` (several servers): client i connects to urls[i % urls.length] and the broadcasts are
+// asked of the first server only.
 "use strict";
 const http = require("http");
 const readline = require("readline");
 const WebSocket = require("ws");
 
 const cfg = JSON.parse(process.argv[2]);
-const base = cfg.url; // http://127.0.0.1:PORT
-const wsBase = base.replace(/^http/, "ws");
+const urls = cfg.urls || [cfg.url]; // http://127.0.0.1:PORT, one per server
+const base = urls[0];
 const now = () => performance.timeOrigin + performance.now();
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
@@ -21,10 +24,10 @@ function percentile(values, p) {
 }
 
 // -- a raw WebSocket Socket.IO v5 client --------------------------------------------------------
-function wsClient(nsp, handlers) {
+function wsClient(nsp, handlers, url = base) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${wsBase}/socket.io/?EIO=4&transport=websocket`,
-      { perMessageDeflate: false });
+    const wsUrl = url.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
     const prefix = nsp === "/" ? "" : nsp + ",";
     const client = { ws, acks: new Map(), nextId: 0 };
     client.emit = (event, args, onAck) => {
@@ -156,6 +159,7 @@ const scenarios = {
 
   async fanout() {
     let received = 0;
+    const perServer = urls.map(() => 0); // deliveries to the clients of each server
     const latencies = [];
     const expected = cfg.clients * cfg.count;
     let finish;
@@ -164,12 +168,13 @@ const scenarios = {
     const sampled = Math.min(cfg.clients, 200);
     await connectMany(cfg.clients, 100, (i) => wsClient("/", { event: (data) => {
       received++;
+      perServer[i % urls.length]++;
       const t = now();
       last = t;
       if (i < sampled) latencies.push(t - data[2]);
       if (received === expected) finish();
-    } }));
-    const control = await wsClient("/control", {});
+    } }, urls[i % urls.length]));
+    const control = await wsClient("/control", {}, urls[0]);
     await ready();
     const t0 = now();
     const timer = setTimeout(finish, (cfg.timeout || 120) * 1000);
@@ -180,7 +185,7 @@ const scenarios = {
     const elapsed = last - t0;
     out({ event: "done", delivered: received, expected, elapsed_ms: elapsed,
       per_second: received / (elapsed / 1000), p50_ms: percentile(latencies, 50),
-      p99_ms: percentile(latencies, 99) });
+      p99_ms: percentile(latencies, 99), delivered_per_server: perServer });
   },
 
   async mixed() {

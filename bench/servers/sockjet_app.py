@@ -1,6 +1,7 @@
 """sockjet under its default runner, with the benchmark app (same as bench/node/server.js).
 
-Usage: python sockjet_app.py PORT [WORKERS] (worker processes: 1 by default)."""
+Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] (worker processes: 1 by default;
+with ``--redis``, the classic Redis adapter on that Redis: one server of several on it)."""
 
 import asyncio
 import sys
@@ -8,7 +9,20 @@ import time
 
 import sockjet
 
-io = sockjet.Server(origins="*", ping_interval=25, ping_timeout=60)
+
+def redis_url(argv: list[str]) -> str | None:
+    """The URL after ``--redis`` (removed from ``argv`` with it), if any."""
+    if "--redis" not in argv:
+        return None
+    index = argv.index("--redis")
+    url = argv[index + 1]
+    del argv[index:index + 2]
+    return url
+
+
+REDIS_URL = redis_url(sys.argv)
+OPTIONS = {"adapter": sockjet.RedisAdapter(REDIS_URL)} if REDIS_URL else {}
+io = sockjet.Server(origins="*", ping_interval=25, ping_timeout=60, **OPTIONS)
 
 
 @io.on("connection")

@@ -1,1 +1,1 @@
-"""Adapters: where rooms live and how broadcasts reach sockets (in memory, Redis later)."""
+"""Adapters: where rooms live and how broadcasts reach sockets (in memory, between worker processes, on Redis)."""

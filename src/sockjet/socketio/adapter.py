@@ -1,5 +1,5 @@
 """The adapter interface: how a namespace stores rooms and reaches sockets, locally or across
-servers. Implementations live in :mod:`sockjet.adapters` (in-memory by default, Redis later)."""
+servers. Implementations live in :mod:`sockjet.adapters` (in memory by default, between worker processes, on Redis)."""
 
 from __future__ import annotations
 
