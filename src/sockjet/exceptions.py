@@ -91,7 +91,14 @@ class Disconnected(SockjetError, ConnectionError):
 class AdapterError(SockjetError, ConnectionError):
     """A cross-server operation could not be done: the link between the servers (Redis) is
     unreachable, or was lost while waiting for the answers. Local operations are not
-    affected."""
+    affected. For a broadcast with acks, ``responses`` holds the answers that came and
+    ``missing`` the ids of the sockets that had not answered."""
+
+    def __init__(self, message: str, responses: list[Any] | None = None,
+                 missing: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.responses = responses or []
+        self.missing = missing or []
 
 
 class ConnectError(SockjetError, ConnectionError):

@@ -1,1 +1,2 @@
-"""Adapters: where rooms live and how broadcasts reach sockets (in memory, between worker processes, on Redis)."""
+"""Adapters: where rooms live and how broadcasts reach sockets (in memory, between worker
+processes, on Redis)."""

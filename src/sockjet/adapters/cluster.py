@@ -235,6 +235,9 @@ class _RemoteAcks:
     def server_targets(self, sids: list[str], /) -> None:
         """Not used: the receiving side never forwards."""
 
+    def fail(self, error: Exception, /) -> None:
+        """Not used: the receiving side never forwards."""
+
 
 class ClusterAdapter(InMemoryAdapter):
     """An adapter whose operations reach the sockets of every server of a cluster.
@@ -304,7 +307,12 @@ class ClusterAdapter(InMemoryAdapter):
             if not request.future.done():
                 request.future.set_exception(error)
         for request_id, ack_request in list(self._ack_requests.items()):
-            self._stop_waiting_for_reports(request_id, ack_request)
+            del self._ack_requests[request_id]
+            if ack_request.timer is not None:
+                ack_request.timer.cancel()
+            for sids in ack_request.early or ():  # known targets count as missing
+                ack_request.acks.server_targets(sids)
+            ack_request.acks.fail(error)
 
     @property
     def closed(self) -> bool:
@@ -397,16 +405,6 @@ class ClusterAdapter(InMemoryAdapter):
         args = data.get("args")
         request.pending_acks -= 1
         request.acks(sid, list(args) if isinstance(args, list) else [data.get("packet")])
-        self._forget_if_finished(request_id, request)
-
-    def _stop_waiting_for_reports(self, request_id: str, request: _AckRequest) -> None:
-        if request.early is not None:
-            return  # the count task settles it (the link is down: it counts none)
-        if request.pending_reports > 0:
-            request.acks.expect_servers(-request.pending_reports)
-            request.pending_reports = 0
-            if request.waiting is not None:
-                request.waiting.clear()
         self._forget_if_finished(request_id, request)
 
     def _forget_if_finished(self, request_id: str, request: _AckRequest) -> None:

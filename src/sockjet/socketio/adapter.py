@@ -1,5 +1,6 @@
 """The adapter interface: how a namespace stores rooms and reaches sockets, locally or across
-servers. Implementations live in :mod:`sockjet.adapters` (in memory by default, between worker processes, on Redis)."""
+servers. Implementations live in :mod:`sockjet.adapters` (in memory by default, between worker
+processes, on Redis)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ class BroadcastAcks(AckCallback, Protocol):
 
     def server_targets(self, sids: list[str], /) -> None:
         """One of the expected servers sent the packet to these sockets of its own."""
+
+    def fail(self, error: Exception, /) -> None:
+        """The link to the other servers is lost: their answers will not come (the caller gets
+        ``error`` with the answers that came)."""
 
 
 class Adapter(ABC):

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from ..codecs.socketio import RESERVED_EVENTS
-from ..exceptions import AckTimeout
+from ..exceptions import AckTimeout, AdapterError
 from .adapter import Adapter, BroadcastOptions
 
 
@@ -117,6 +117,11 @@ class BroadcastOperator:
                     responses=acks.responses(),
                     missing=missing,
                 ) from None
+        if acks.error is not None:
+            missing = acks.missing()
+            raise AdapterError(
+                f"{acks.error}: {len(missing)} of {len(acks.targets)} clients had not "
+                f"acknowledged {event!r}", responses=acks.responses(), missing=missing)
         return acks.responses()
 
     async def fetch_sockets(self) -> list[Any]:
@@ -140,8 +145,8 @@ class AckCollector:
     expected to report. ``done`` resolves once every target answered and no server is
     pending; that is checked only after :meth:`seal`, when the adapter has returned."""
 
-    __slots__ = ("_answered", "_sealed", "_targeted", "done", "pending_servers", "replies",
-                 "targets")
+    __slots__ = ("_answered", "_sealed", "_targeted", "done", "error", "pending_servers",
+                 "replies", "targets")
 
     def __init__(self) -> None:
         self.targets: list[str] = []
@@ -151,6 +156,8 @@ class AckCollector:
         self._targeted: set[str] = set()
         self._answered = 0  # targets that replied (counted, not searched: O(1) per ack)
         self._sealed = False
+        #: why the answers of other servers will not come (the link between them is lost)
+        self.error: Exception | None = None
 
     def __call__(self, sid: str, args: list[Any], /) -> None:
         if sid not in self.replies and sid in self._targeted:
@@ -178,6 +185,11 @@ class AckCollector:
         self.pending_servers -= 1
         self._check()
 
+    def fail(self, error: Exception, /) -> None:
+        if self.error is None and not self.done.done():
+            self.error = error
+            self.done.set_result(None)
+
     def seal(self, local_targets: list[str]) -> None:
         """The adapter returned the local targets: they come first."""
         self.targets[:0] = self._add(local_targets)
@@ -186,8 +198,8 @@ class AckCollector:
 
     @property
     def complete(self) -> bool:
-        return (self._sealed and self.pending_servers <= 0
-                and self._answered >= len(self._targeted))
+        return self.error is not None or (self._sealed and self.pending_servers <= 0
+                                          and self._answered >= len(self._targeted))
 
     def _check(self) -> None:
         if self._sealed and not self.done.done() and self.complete:
