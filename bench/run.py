@@ -40,7 +40,6 @@ HERE = Path(__file__).parent
 PY = sys.executable
 
 
-
 @dataclass(frozen=True)
 class Deployment:
     """One server made of ``servers`` processes of ``command`` (PORT and REDIS_URL replaced:

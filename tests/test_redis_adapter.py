@@ -25,6 +25,7 @@ from sockjet.adapters.cluster import RemoteSocket
 from sockjet.adapters.wire import unpack
 
 KINDS = ("classic", "sharded")
+FACTORY_NAMES = {"classic": "RedisAdapter", "sharded": "RedisShardedAdapter"}
 
 
 def factory(kind: str, url: str, **options: Any) -> Any:
@@ -598,3 +599,45 @@ async def until_subscribed(rc: Any, channel: bytes) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"nobody subscribed to {channel!r}")
+
+
+# -- worker processes on Redis --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_worker_processes_keep_a_redis_adapter_each_one_server_of_the_fleet(
+        kind: str, tmp_path: Any) -> None:
+    """``--workers 2`` with ``adapter=RedisAdapter(...)``: each worker connects on its own and
+    is one server of the fleet, next to a third server in this process."""
+    from test_workers import workers_serving, write_app
+
+    async with redis_server() as r:
+        write_app(tmp_path, f"""
+            import os
+            import sockjet
+
+            io = sockjet.Server(adapter=sockjet.{FACTORY_NAMES[kind]}({r.url!r}))
+            io.on("connection", lambda socket: socket.on("pid", os.getpid))
+            io.on("pid", os.getpid)
+            """)
+        async with workers_serving(tmp_path, "app:io", 2) as (workers_url, _), \
+                fleet(kind, r.url, 1, others=2) as nodes:
+            pids = await nodes[0].io.server_side_emit("pid", ack=True)
+            assert len(set(pids)) == 2  # both workers answered
+            got: dict[int, list[Any]] = {}
+            clients = []
+            try:
+                while len(got) < 2:  # clients until both workers have some
+                    client = sockjet.AsyncClient(workers_url, transports=["websocket"])
+                    news: list[Any] = []
+                    client.on("news", lambda *args, news=news: news.append(args))
+                    await client.connect()
+                    clients.append(client)
+                    got.setdefault(await client.emit_with_ack("pid"), []).append(news)
+                    assert len(clients) < 50
+                nodes[0].io.emit("news", "to every worker")
+                await eventually(lambda: all(news == [("to every worker",)]
+                                             for lists in got.values() for news in lists))
+            finally:
+                for client in clients:
+                    await client.disconnect()

@@ -19,6 +19,7 @@ clients that did not answer; Node's answers say how many clients, not which."""
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import string
 from typing import Any
@@ -134,6 +135,7 @@ class ClassicRedisAdapter(ClusterAdapter):
         self._channel_bytes = self.channel.encode()
         self._response_bytes = self.response_channel.encode()
         self._subscribed = False
+        self._pid = os.getpid()
         self.link.on_down(self._link_down)
 
     # -- life -----------------------------------------------------------------------------------
@@ -141,6 +143,11 @@ class ClassicRedisAdapter(ClusterAdapter):
     async def init(self) -> None:
         if self._subscribed or self.closed:
             return
+        if self._pid != os.getpid():
+            # made before worker processes were forked: each is a server of its own
+            self._pid = os.getpid()
+            self.uid = short_uid()
+            self.specific_response_channel = f"{self.response_channel}{self.uid}#"
         self._subscribed = True
         self.link.subscribe(self._on_broadcast, patterns=(self.channel + "*",))
         self.link.subscribe(self._on_request_or_response, channels=(

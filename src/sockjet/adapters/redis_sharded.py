@@ -20,6 +20,8 @@ msgpack; it reads Node's JSON too."""
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from typing import Any
 
 from .cluster import ClusterAdapter, ClusterMessage, MessageType
@@ -89,6 +91,7 @@ class ShardedRedisAdapter(ClusterAdapter):
         #: the rooms whose channel this adapter subscribes to
         self.room_channels: set[str] = set()
         self._subscribed = False
+        self._pid = os.getpid()
         self.link.on_down(self.fail_requests)
 
     # -- life -----------------------------------------------------------------------------------
@@ -96,6 +99,11 @@ class ShardedRedisAdapter(ClusterAdapter):
     async def init(self) -> None:
         if self._subscribed or self.closed:
             return
+        if self._pid != os.getpid():
+            # made before worker processes were forked: each is a server of its own
+            self._pid = os.getpid()
+            self.uid = secrets.token_hex(8)
+            self.response_channel = f"{self.channel}{self.uid}#"
         self._subscribed = True
         channels = [self.channel, self.response_channel]
         if self.mode != "static":
