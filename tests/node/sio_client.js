@@ -25,26 +25,7 @@ const fs = require("fs");
 const plan = JSON.parse(process.argv[2]);
 const io = plan.version === 2 ? require("sio2") : require("sio4").io;
 
-const revive = (v) => {
-  if (Array.isArray(v)) return v.map(revive);
-  if (v && typeof v === "object") {
-    if (typeof v.$bin === "string") return Buffer.from(v.$bin, "hex");
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, revive(x)]));
-  }
-  return v;
-};
-const encode = (v) => {
-  if (v instanceof ArrayBuffer) return { $bin: Buffer.from(v).toString("hex") };
-  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) {
-    return { $bin: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex") };
-  }
-  if (v instanceof Error) return { $error: v.message, data: encode(v.data) };
-  if (Array.isArray(v)) return v.map(encode);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));
-  }
-  return v === undefined ? null : v;
-};
+const { revive, encode } = require("./jsonlines");
 
 const sockets = {};
 const queues = {};   // name -> event -> [args]

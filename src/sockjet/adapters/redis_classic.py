@@ -19,14 +19,13 @@ clients that did not answer; Node's answers say how many clients, not which."""
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import string
 from typing import Any
 
 from ..socketio.adapter import BroadcastOptions
-from .cluster import ClusterAdapter, ClusterMessage, MessageType
-from .redis_link import RedisLink
+from .cluster import ClusterMessage, MessageType
+from .redis_base import RedisFactory, RedisNamespaceAdapter
 from .wire import pack, unpack
 
 log = logging.getLogger("sockjet.adapters")
@@ -78,7 +77,7 @@ def classic_options(opts: dict[str, Any]) -> dict[str, Any]:
     return {"rooms": opts.get("rooms", []), "except": opts.get("except", [])}
 
 
-class RedisAdapter:
+class RedisAdapter(RedisFactory):
     """Scale out over Redis pub/sub, wire-compatible with Node's ``@socket.io/redis-adapter``
     8.x: ``sockjet.Server(adapter=sockjet.RedisAdapter("redis://host:6379/0"))``.
 
@@ -89,8 +88,8 @@ class RedisAdapter:
     ``publish_on_specific_response_channel`` answers go to the requester's own channel instead
     of the one every server of the namespace reads.
 
-    One instance per server: it holds that server's two Redis connections, which the adapters
-    of its namespaces share. They connect when the server starts serving (a clear
+    One instance per server: it holds that server's Redis connections, which the adapters of
+    its namespaces share. They connect when the server starts serving (a clear
     :class:`~sockjet.AdapterError` if Redis cannot be reached) and close when it stops."""
 
     def __init__(self, url_or_client: Any = "redis://127.0.0.1:6379/0", *,
@@ -98,74 +97,45 @@ class RedisAdapter:
                  publish_on_specific_response_channel: bool = False) -> None:
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
-        if not isinstance(requests_timeout, int | float) or requests_timeout <= 0:
-            raise ValueError("requests_timeout must be a positive number of seconds")
-        self.link = RedisLink(url_or_client)
+        super().__init__(url_or_client, requests_timeout)
         self.key = key
-        self.requests_timeout = float(requests_timeout)
         self.publish_on_specific_response_channel = bool(publish_on_specific_response_channel)
-        self.adapters: set[ClassicRedisAdapter] = set()
 
-    def __call__(self, nsp: Any) -> ClassicRedisAdapter:
-        adapter = ClassicRedisAdapter(nsp, self)
-        self.adapters.add(adapter)
-        return adapter
-
-    async def released(self, adapter: ClassicRedisAdapter) -> None:
-        """An adapter closed: the connections close with the last one."""
-        self.adapters.discard(adapter)
-        if not self.adapters:
-            await self.link.close()
+    def make(self, nsp: Any) -> ClassicRedisAdapter:
+        return ClassicRedisAdapter(nsp, self)
 
 
-class ClassicRedisAdapter(ClusterAdapter):
+class ClassicRedisAdapter(RedisNamespaceAdapter):
     """The adapter of one namespace on a :class:`RedisAdapter` (made by it)."""
 
     own_all_rooms = True  # Node's classic adapter answers ALL_ROOMS
+    new_uid = staticmethod(short_uid)
 
     def __init__(self, nsp: Any, factory: RedisAdapter) -> None:
-        super().__init__(nsp, uid=short_uid(), requests_timeout=factory.requests_timeout)
-        self.factory = factory
-        self.link = factory.link
+        super().__init__(nsp, factory)
+        self.publish_on_specific_response_channel = factory.publish_on_specific_response_channel
         key, name = factory.key, nsp.name
         self.channel = f"{key}#{name}#"
         self.request_channel = f"{key}-request#{name}#"
         self.response_channel = f"{key}-response#{name}#"
-        self.specific_response_channel = f"{self.response_channel}{self.uid}#"
         self._channel_bytes = self.channel.encode()
         self._response_bytes = self.response_channel.encode()
-        self._subscribed = False
-        self._pid = os.getpid()
-        self.link.on_down(self._link_down)
+
+    @property
+    def specific_response_channel(self) -> str:
+        return f"{self.response_channel}{self.uid}#"
 
     # -- life -----------------------------------------------------------------------------------
 
-    async def init(self) -> None:
-        if self._subscribed or self.closed:
-            return
-        if self._pid != os.getpid():
-            # made before worker processes were forked: each is a server of its own
-            self._pid = os.getpid()
-            self.uid = short_uid()
-            self.specific_response_channel = f"{self.response_channel}{self.uid}#"
-        self._subscribed = True
+    def subscribe(self) -> None:
         self.link.subscribe(self._on_broadcast, patterns=(self.channel + "*",))
         self.link.subscribe(self._on_request_or_response, channels=(
             self.request_channel, self.response_channel, self.specific_response_channel))
-        await self.link.connect()
 
-    async def close(self) -> None:
-        if self.closed:
-            return
-        await super().close()
-        if self._subscribed:
-            self.link.unsubscribe(self._on_broadcast, patterns=(self.channel + "*",))
-            self.link.unsubscribe(self._on_request_or_response, channels=(
-                self.request_channel, self.response_channel, self.specific_response_channel))
-        await self.factory.released(self)
-
-    def _link_down(self, error: Exception) -> None:
-        self.fail_requests(error)
+    def unsubscribe(self) -> None:
+        self.link.unsubscribe(self._on_broadcast, patterns=(self.channel + "*",))
+        self.link.unsubscribe(self._on_request_or_response, channels=(
+            self.request_channel, self.response_channel, self.specific_response_channel))
 
     async def server_count(self) -> int:
         return await self.link.subscribers(self.request_channel)
@@ -201,10 +171,6 @@ class ClassicRedisAdapter(ClusterAdapter):
             request["requestId"] = data["requestId"]
         self.link.publish(self.request_channel, pack(request))
 
-    def publish_request(self, message: ClusterMessage) -> None:
-        self.link.check()
-        self.publish(message)
-
     def publish_response(self, requester_uid: str, message: ClusterMessage) -> None:
         mtype = message["type"]
         data = message["data"]
@@ -227,7 +193,7 @@ class ClassicRedisAdapter(ClusterAdapter):
 
     def _respond(self, requester_uid: str, response: dict[str, Any]) -> None:
         channel = (f"{self.response_channel}{requester_uid}#"
-                   if self.factory.publish_on_specific_response_channel
+                   if self.publish_on_specific_response_channel
                    else self.response_channel)
         self.link.publish(channel, pack(response))
 

@@ -20,12 +20,11 @@ msgpack; it reads Node's JSON too."""
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from typing import Any
 
-from .cluster import ClusterAdapter, ClusterMessage, MessageType
-from .redis_link import RedisLink
+from .cluster import ClusterMessage, MessageType
+from .redis_base import RedisFactory, RedisNamespaceAdapter
 from .wire import pack, unpack
 
 log = logging.getLogger("sockjet.adapters")
@@ -38,7 +37,7 @@ def looks_like_a_socket_id(room: str) -> bool:
     return len(room) == 20
 
 
-class RedisShardedAdapter:
+class RedisShardedAdapter(RedisFactory):
     """Scale out over Redis sharded pub/sub (Redis ≥ 7, a single server or a Redis Cluster),
     wire-compatible with Node's ``createShardedAdapter``:
     ``sockjet.Server(adapter=sockjet.RedisShardedAdapter("redis://host:6379/0"))``.
@@ -58,53 +57,38 @@ class RedisShardedAdapter:
         if subscription_mode not in SUBSCRIPTION_MODES:
             raise ValueError(f"subscription_mode must be one of {', '.join(SUBSCRIPTION_MODES)}"
                              f", not {subscription_mode!r}")
-        if not isinstance(requests_timeout, int | float) or requests_timeout <= 0:
-            raise ValueError("requests_timeout must be a positive number of seconds")
-        self.link = RedisLink(url_or_client)
+        super().__init__(url_or_client, requests_timeout)
         self.channel_prefix = channel_prefix
         self.subscription_mode = subscription_mode
-        self.requests_timeout = float(requests_timeout)
-        self.adapters: set[ShardedRedisAdapter] = set()
 
-    def __call__(self, nsp: Any) -> ShardedRedisAdapter:
-        adapter = ShardedRedisAdapter(nsp, self)
-        self.adapters.add(adapter)
-        return adapter
-
-    async def released(self, adapter: ShardedRedisAdapter) -> None:
-        """An adapter closed: the connections close with the last one."""
-        self.adapters.discard(adapter)
-        if not self.adapters:
-            await self.link.close()
+    def make(self, nsp: Any) -> ShardedRedisAdapter:
+        return ShardedRedisAdapter(nsp, self)
 
 
-class ShardedRedisAdapter(ClusterAdapter):
+def _node_uid() -> str:
+    """16 hex digits, as Node's ``ClusterAdapter``."""
+    return secrets.token_hex(8)
+
+
+class ShardedRedisAdapter(RedisNamespaceAdapter):
     """The adapter of one namespace on a :class:`RedisShardedAdapter` (made by it)."""
 
+    new_uid = staticmethod(_node_uid)
+
     def __init__(self, nsp: Any, factory: RedisShardedAdapter) -> None:
-        super().__init__(nsp, requests_timeout=factory.requests_timeout)
-        self.factory = factory
-        self.link: RedisLink = factory.link
+        super().__init__(nsp, factory)
         self.mode = factory.subscription_mode
         self.channel = f"{factory.channel_prefix}#{nsp.name}#"
-        self.response_channel = f"{self.channel}{self.uid}#"
         #: the rooms whose channel this adapter subscribes to
         self.room_channels: set[str] = set()
-        self._subscribed = False
-        self._pid = os.getpid()
-        self.link.on_down(self.fail_requests)
+
+    @property
+    def response_channel(self) -> str:
+        return f"{self.channel}{self.uid}#"
 
     # -- life -----------------------------------------------------------------------------------
 
-    async def init(self) -> None:
-        if self._subscribed or self.closed:
-            return
-        if self._pid != os.getpid():
-            # made before worker processes were forked: each is a server of its own
-            self._pid = os.getpid()
-            self.uid = secrets.token_hex(8)
-            self.response_channel = f"{self.channel}{self.uid}#"
-        self._subscribed = True
+    def subscribe(self) -> None:
         channels = [self.channel, self.response_channel]
         if self.mode != "static":
             for room in self.rooms:
@@ -112,18 +96,12 @@ class ShardedRedisAdapter(ClusterAdapter):
                     self.room_channels.add(room)
                     channels.append(self._room_channel(room))
         self.link.subscribe(self._on_raw, shard_channels=channels)
-        await self.link.connect()
 
-    async def close(self) -> None:
-        if self.closed:
-            return
-        await super().close()
-        if self._subscribed:
-            self.link.unsubscribe(self._on_raw, shard_channels=[
-                self.channel, self.response_channel,
-                *(self._room_channel(room) for room in self.room_channels)])
+    def unsubscribe(self) -> None:
+        self.link.unsubscribe(self._on_raw, shard_channels=[
+            self.channel, self.response_channel,
+            *(self._room_channel(room) for room in self.room_channels)])
         self.room_channels.clear()
-        await self.factory.released(self)
 
     async def server_count(self) -> int:
         return await self.link.subscribers(self.channel, sharded=True)
@@ -138,7 +116,7 @@ class ShardedRedisAdapter(ClusterAdapter):
                                                   and room not in self.sids)
 
     def room_created(self, room: str) -> None:
-        if self.mode != "static" and self._subscribed and self._has_channel(room):
+        if self.mode != "static" and self.subscribed and self._has_channel(room):
             self.room_channels.add(room)
             self.link.subscribe(self._on_raw, shard_channels=(self._room_channel(room),))
 
@@ -151,10 +129,6 @@ class ShardedRedisAdapter(ClusterAdapter):
 
     def publish(self, message: ClusterMessage) -> None:
         self.link.publish(self._channel_of(message), pack(message), sharded=True)
-
-    def publish_request(self, message: ClusterMessage) -> None:
-        self.link.check()
-        self.publish(message)
 
     def _channel_of(self, message: ClusterMessage) -> str:
         # a broadcast with acks goes to every server: each must report how many clients it
