@@ -554,7 +554,8 @@ async def test_a_given_client_is_used_and_left_open() -> None:
 # -- Redis Cluster --------------------------------------------------------------------------------
 
 
-async def test_both_adapters_work_against_a_redis_cluster() -> None:
+async def test_both_adapters_work_against_a_redis_cluster(
+        caplog: pytest.LogCaptureFixture) -> None:
     """A ``redis://`` URL of any node of a cluster: sharded channels are read from the node
     owning their slot, plain pub/sub reaches every node, and the server count sums the
     nodes' subscriber counts."""
@@ -590,6 +591,13 @@ async def test_both_adapters_work_against_a_redis_cluster() -> None:
                 await peer.reply("a", "ask", "from a")
                 assert sorted(await nodes[1].io.timeout(5).emit_with_ack("ask")) == [
                     "from a", "from b"]
+                # the room empties: its channel (maybe the only one on its node) goes
+                await peer.disconnect("b")
+                await eventually(lambda a=lobby_server: "lobby" not in a.rooms)  # type: ignore
+                nodes[0].io.emit("news", "still")
+                assert await peer.wait("a", "news") == ["still"]
+        assert not [r for r in caplog.records if r.name == "sockjet.adapters"
+                    and r.levelno >= logging.WARNING], caplog.text
 
 
 async def until_subscribed(rc: Any, channel: bytes) -> None:

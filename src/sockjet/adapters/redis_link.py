@@ -79,7 +79,7 @@ def describe(url_or_client: Any) -> str:
 def _batches(command: str, keys: list[bytes]) -> list[list[bytes]]:
     """The channels of one command: all at once, except sharded ones (a cluster takes only
     channels of one slot per SSUBSCRIBE/SUNSUBSCRIBE)."""
-    if command[0] == "s" and command != "subscribe":
+    if command in ("ssubscribe", "sunsubscribe"):
         return [[key] for key in keys]
     return [keys] if keys else []
 
@@ -351,10 +351,8 @@ class RedisLink:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
         for subscriber in self._subscribers.values():
-            await subscriber.close()
-            if subscriber.client is not self.client:
-                with contextlib.suppress(*LINK_ERRORS):
-                    await subscriber.client.aclose()
+            with contextlib.suppress(*LINK_ERRORS):
+                await self._retire(subscriber)
         if self._owns_client:
             with contextlib.suppress(*LINK_ERRORS):
                 await self.client.aclose()
@@ -385,8 +383,16 @@ class RedisLink:
                 if handlers:
                     table[key] = handlers
                 elif table.pop(key, None) is not None and self._running and not self._closed:
-                    for subscriber in self._subscribers.values():
+                    for node, subscriber in list(self._subscribers.items()):
                         subscriber.remove(command, key)
+                        if subscriber.empty:  # a cluster node none of our channels is on
+                            del self._subscribers[node]
+                            self.background(self._retire(subscriber))
+
+    async def _retire(self, subscriber: _Subscriber) -> None:
+        await subscriber.close()
+        if subscriber.client is not self.client:
+            await subscriber.client.aclose()
 
     def _place_all(self) -> None:
         for table, command in ((self.channels, "subscribe"), (self.patterns, "psubscribe"),
