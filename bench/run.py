@@ -63,6 +63,8 @@ SERVERS: dict[str, list[str] | Deployment] = {
     "node": ["node", str(HERE / "node" / "server.js"), "PORT"],
     # several processes on one port (scenarios b and c1 are the ones the workers are measured by)
     "sockjet-w2": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "2"],
+    # connection state recovery on (offsets on every broadcast, the packet log)
+    "sockjet-recovery": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "--recovery"],
     "node-cluster-w2": ["node", str(HERE / "node" / "cluster_server.js"), "PORT", "2"],
     # two servers on one Redis, each with its own port (scenario r1)
     "sockjet-redis": Deployment([PY, str(HERE / "servers" / "sockjet_app.py"), "PORT",

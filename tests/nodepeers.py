@@ -235,6 +235,10 @@ class NodeClients(_LinePeer):
     async def disconnect(self, name: str) -> None:
         await self.call("disconnect", name=name)
 
+    async def close_transport(self, name: str) -> None:
+        """Close ``name``'s Engine.IO connection as a lost network would (no DISCONNECT)."""
+        await self.call("close_transport", name=name)
+
     async def close_all(self) -> None:
         await self.call("close_all")
 

@@ -1,7 +1,8 @@
 """sockjet under its default runner, with the benchmark app (same as bench/node/server.js).
 
-Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] (worker processes: 1 by default;
-with ``--redis``, the classic Redis adapter on that Redis: one server of several on it)."""
+Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] [--recovery] (worker processes: 1
+by default; with ``--redis``, the classic Redis adapter on that Redis: one server of several on
+it; with ``--recovery``, connection state recovery on)."""
 
 import asyncio
 import sys
@@ -21,7 +22,10 @@ def redis_url(argv: list[str]) -> str | None:
 
 
 REDIS_URL = redis_url(sys.argv)
-OPTIONS = {"adapter": sockjet.RedisAdapter(REDIS_URL)} if REDIS_URL else {}
+OPTIONS: dict = {"adapter": sockjet.RedisAdapter(REDIS_URL)} if REDIS_URL else {}
+if "--recovery" in sys.argv:
+    sys.argv.remove("--recovery")
+    OPTIONS["connection_state_recovery"] = True
 io = sockjet.Server(origins="*", ping_interval=25, ping_timeout=60, **OPTIONS)
 
 

@@ -10,6 +10,9 @@
 //   emit {name, event, args?, ack?, timeout_ms?} with ack: the ack's args
 //   reply {name, event, args}                    answer `event`s asking for an ack with args
 //   state {name}                                 {id, connected, transport}
+//   close_transport {name}                       close the socket's Engine.IO connection as a
+//                                                lost network would (no DISCONNECT packet); with
+//                                                opts.reconnection the client comes back
 //   disconnect {name} | close_all
 // Every event a socket receives is queued per (socket, event) with its args, and so are its
 // connect, connect_error, disconnect (args [reason]) and, for 2.x, error events. Events asking
@@ -154,6 +157,12 @@ const handlers = {
     const transport = engine && engine.transport;
     return { id: s.id === undefined ? null : s.id, connected: s.connected,
       transport: (transport && transport.name) || null };
+  },
+
+  close_transport(cmd) {
+    const s = get(cmd.name);
+    s.io.engine.close();
+    return null;
   },
 
   disconnect(cmd) {

@@ -299,6 +299,7 @@ class ClusterAdapter(InMemoryAdapter):
             return
         self._closed = True
         self.fail_requests(AdapterError(f"the adapter of {self.nsp.name} is closed"))
+        await super().close()
 
     def fail_requests(self, error: Exception) -> None:
         """Fail every pending request with ``error`` (the link is lost): callers get it at once

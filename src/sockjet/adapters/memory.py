@@ -8,7 +8,9 @@ from typing import Any
 from ..codecs import socketio as sio
 from ..engine.session import Prepared
 from ..socketio.adapter import Adapter, BroadcastAcks, BroadcastOptions
+from ..socketio.recovery import RecoveryOptions, Restored, Session
 from ..socketio.socket import Socket
+from .packet_log import PacketLog
 
 
 class InMemoryAdapter(Adapter):
@@ -19,6 +21,8 @@ class InMemoryAdapter(Adapter):
         super().__init__(nsp)
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
+        #: events and sessions kept for connection state recovery (when the server offers it)
+        self.log: PacketLog | None = None
 
     # -- rooms ----------------------------------------------------------------------------------
 
@@ -97,6 +101,10 @@ class InMemoryAdapter(Adapter):
 
     def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
         targets = self.select(opts)
+        if self.log is not None and not opts.volatile:
+            # logged even when nobody is targeted now: a socket in those rooms may come back
+            self._broadcast_with_offset(targets, data, self.log.append(data, opts))
+            return
         if not targets:
             return
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
@@ -104,6 +112,20 @@ class InMemoryAdapter(Adapter):
         volatile = opts.volatile
         for socket in targets:
             socket.conn.engine.send_prepared(prepared, volatile)
+
+    def _broadcast_with_offset(self, targets: list[Socket], data: list[Any],
+                               offset: str) -> None:
+        """Protocol 5 clients get the offset as the last argument (one encoding for all of
+        them); protocol 4 clients, which cannot recover, get the event as it was."""
+        encoded: dict[int, Prepared] = {}
+        for socket in targets:
+            protocol = socket.conn.socketio_protocol
+            prepared = encoded.get(protocol)
+            if prepared is None:
+                text, attachments = sio.encode(sio.EVENT, self.nsp.name,
+                                               [*data, offset] if protocol == 5 else data)
+                prepared = encoded[protocol] = Prepared([text, *attachments])
+            socket.conn.engine.send_prepared(prepared, False)
 
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
                            on_ack: BroadcastAcks) -> list[str]:
@@ -145,3 +167,33 @@ class InMemoryAdapter(Adapter):
     async def server_side_emit(self, data: list[Any], ack: bool,
                                timeout: float | None) -> list[Any]:
         return []  # a single server: nobody else to tell
+
+    # -- connection state recovery --------------------------------------------------------------
+
+    def enable_recovery(self, options: RecoveryOptions) -> None:
+        if self.log is None:
+            self.log = PacketLog(options.max_disconnection_duration)
+
+    def persist_session(self, session: Session) -> None:
+        if self.log is not None:
+            self.log.persist(session)
+
+    async def restore_session(self, pid: str, offset: str) -> Restored | None:
+        log = self.log
+        if log is None:
+            return None
+        session = log.take(pid)
+        if session is None:
+            return None
+        later = log.after(offset)
+        if later is None:
+            return None
+        rooms = set(session.rooms)
+        missed = [[*data, packet_offset] for data, opts, packet_offset in later
+                  if (not opts.rooms or not rooms.isdisjoint(opts.rooms))
+                  and rooms.isdisjoint(opts.except_rooms)]
+        return Restored(session, missed)
+
+    async def close(self) -> None:
+        if self.log is not None:
+            self.log.close()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .namespace import Namespace
+    from .recovery import RecoveryOptions, Restored, Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,22 @@ class Adapter(ABC):
 
     async def server_count(self) -> int:
         return 1
+
+    # -- connection state recovery --------------------------------------------------------------
+
+    def enable_recovery(self, options: RecoveryOptions) -> None:  # noqa: B027 - optional hook
+        """The server offers connection state recovery: keep the sessions of sockets that went
+        away and the events broadcast since, and append an offset to every event broadcast
+        without ack and not volatile. An adapter that cannot leaves this as is (its sessions
+        are never restored)."""
+
+    def persist_session(self, session: Session) -> None:  # noqa: B027 - optional hook
+        """A socket that may come back went away."""
+
+    async def restore_session(self, pid: str, offset: str) -> Restored | None:
+        """The session of private id ``pid`` and the events it missed after ``offset``, or
+        ``None`` (unknown or expired session, offset no longer known)."""
+        return None
 
     async def all_rooms(self) -> set[str]:
         """The names of the rooms of every server (Node's ``adapter.allRooms()``); here the

@@ -35,7 +35,15 @@ class Namespace:
         self._ack_ids = 0
         #: connections running this namespace's middlewares (a child is not removed meanwhile)
         self._connecting = 0
-        self.adapter: Adapter = adapter_factory(self)
+        self.adapter: Adapter
+        self.use_adapter(adapter_factory)
+
+    def use_adapter(self, factory: AdapterFactory) -> None:
+        """Make this namespace's adapter with ``factory`` (it keeps what connection state
+        recovery needs when the server offers it)."""
+        self.adapter = factory(self)
+        if self.server.recovery is not None:
+            self.adapter.enable_recovery(self.server.recovery)
 
     def next_ack_id(self) -> int:
         """Ack ids are unique per namespace (one id can then serve a whole broadcast)."""

@@ -20,6 +20,7 @@ from ..engine.session import EngineSocket
 from ..exceptions import ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, Namespace, ParentNamespace
 from .operator import BroadcastOperator
+from .recovery import Restored, recovery_options
 from .socket import Handshake, Socket
 
 log = logging.getLogger("sockjet.socketio")
@@ -124,7 +125,10 @@ class Connection:
     # -- namespace connect replies --------------------------------------------------------------
 
     def send_connect(self, socket: Socket) -> None:
-        data = {"sid": socket.id} if self.socketio_protocol == 5 else None
+        data: dict[str, str] | None = None
+        if self.socketio_protocol == 5:
+            data = {"sid": socket.id} if socket.pid is None else {"sid": socket.id,
+                                                                  "pid": socket.pid}
         self.send(sio.encode(sio.CONNECT, socket.nsp.name, data)[0], ())
 
     def send_connect_error(self, nsp: str, message: str, data: Any = None) -> None:
@@ -149,6 +153,7 @@ class SocketServer:
         adapter: AdapterFactory,
         connect_timeout: float = 45,
         cleanup_empty_child_namespaces: bool = True,
+        connection_state_recovery: bool | dict[str, Any] | None = None,
         path: str = "/socket.io/",
         **engine_options: Any,
     ) -> None:
@@ -163,6 +168,8 @@ class SocketServer:
         self.connect_timeout = float(connect_timeout)
         #: remove a dynamic child namespace once it has no sockets (Node: off by default)
         self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
+        #: connection state recovery (``None``: off)
+        self.recovery = recovery_options(connection_state_recovery)
         self._adapter_factory = adapter
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -212,7 +219,7 @@ class SocketServer:
         old = []
         for nsp in self._nsps.values():
             old.append(nsp.adapter)
-            nsp.adapter = adapter(nsp)
+            nsp.use_adapter(adapter)
             if self._serving:
                 self.invoker.track(nsp.adapter.init())
         for previous in old:
@@ -366,7 +373,7 @@ class SocketServer:
     def connect_namespace(self, conn: Connection, name: str, auth: dict[str, Any]) -> None:
         """A client's CONNECT to namespace ``name``: middlewares, then the socket or a refusal."""
         nsp = self._nsps.get(name)
-        if nsp is not None and not nsp.middlewares:
+        if nsp is not None and not nsp.middlewares and not self._may_restore(conn, auth):
             self._finish_connect(conn, self._new_socket(nsp, conn, auth))  # fast path: no await
             return
         conn.connecting.add(name)
@@ -381,11 +388,14 @@ class SocketServer:
                     conn.send_connect_error(name, "Invalid namespace")
                 return
             nsp.connecting(+1)  # before any await: the namespace stays while we are on our way
+            restored = await self._restore(nsp, conn, auth)
             if conn.engine.state is not SessionState.OPEN:
                 return
-            socket = self._new_socket(nsp, conn, auth)
+            socket = self._new_socket(nsp, conn, auth, restored)
+            skip = restored is not None and self.recovery is not None and \
+                self.recovery.skip_middlewares
             try:
-                for middleware in tuple(nsp.middlewares):
+                for middleware in () if skip else tuple(nsp.middlewares):
                     result = middleware(socket)
                     if inspect.isawaitable(result):
                         await result
@@ -397,19 +407,41 @@ class SocketServer:
                 conn.send_connect_error(name, "Internal server error")
                 return
             if conn.engine.state is SessionState.OPEN:
-                self._finish_connect(conn, socket)
+                self._finish_connect(conn, socket, restored.missed if restored else ())
         finally:
             conn.connecting.discard(name)
             if nsp is not None:
                 nsp.connecting(-1)
 
-    def _new_socket(self, nsp: Namespace, conn: Connection, auth: dict[str, Any]) -> Socket:
+    def _may_restore(self, conn: Connection, auth: dict[str, Any]) -> bool:
+        """A protocol 5 client asks for its previous session (Node: ``pid`` and ``offset`` in
+        the CONNECT payload, both strings)."""
+        return (self.recovery is not None and conn.socketio_protocol == 5
+                and isinstance(auth.get("pid"), str) and isinstance(auth.get("offset"), str))
+
+    async def _restore(self, nsp: Namespace, conn: Connection,
+                       auth: dict[str, Any]) -> Restored | None:
+        if not self._may_restore(conn, auth):
+            return None
+        try:
+            return await nsp.adapter.restore_session(auth["pid"], auth["offset"])
+        except Exception:  # a new session rather than none (a Redis outage, say)
+            log.exception("cannot restore a session on %s", nsp.name)
+            return None
+
+    def _new_socket(self, nsp: Namespace, conn: Connection, auth: dict[str, Any],
+                    restored: Restored | None = None) -> Socket:
         engine = conn.engine
         request = engine.request
+        pid = None
         if conn.socketio_protocol == 4:
             sid = engine.sid if nsp.name == "/" else f"{nsp.name}#{engine.sid}"
+        elif restored is not None:
+            sid, pid = restored.session.sid, restored.session.pid
         else:
             sid = new_sid()
+            if self.recovery is not None:
+                pid = new_sid()
         now = time.time()
         client = request.client
         handshake = Handshake(
@@ -424,8 +456,12 @@ class SocketServer:
             url=request.path + ("?" + request.raw_query.decode("latin-1")
                                 if request.raw_query else ""),
         )
-        return Socket(nsp, conn, sid, handshake)
+        return Socket(nsp, conn, sid, handshake, pid, restored)
 
-    def _finish_connect(self, conn: Connection, socket: Socket) -> None:
+    def _finish_connect(self, conn: Connection, socket: Socket,
+                        missed: Iterable[list[Any]] = ()) -> None:
+        for data in missed:  # before the CONNECT reply, as Node writes them
+            text, attachments = sio.encode(sio.EVENT, socket.nsp.name, data)
+            conn.send(text, attachments)
         conn.send_connect(socket)
         socket.start()

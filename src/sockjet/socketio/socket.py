@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,7 +13,9 @@ from ..codecs import socketio as sio
 from ..engine.handlers import Handler, Handlers, HasHandlers, is_awaitable
 from ..exceptions import Disconnected
 from .acks import Acks, AckWaiter, ack_args
+from .adapter import BroadcastOptions
 from .operator import BroadcastOperator, check_event_name, room_set
+from .recovery import RECOVERABLE_REASONS, Restored, Session
 
 if TYPE_CHECKING:
     from .namespace import Namespace
@@ -58,10 +61,12 @@ class Socket(HasHandlers):
     acknowledgement, the handler's return value is sent back (a tuple for several values).
     """
 
-    __slots__ = ("__weakref__", "_any", "_invoker", "_middlewares", "acks", "conn", "connected",
-                 "data", "handlers", "handshake", "id", "nsp", "server")
+    __slots__ = ("__weakref__", "_any", "_invoker", "_middlewares", "_rooms_back", "acks",
+                 "conn", "connected", "data", "handlers", "handshake", "id", "nsp", "pid",
+                 "recovered", "server")
 
-    def __init__(self, nsp: Namespace, conn: Connection, sid: str, handshake: Handshake) -> None:
+    def __init__(self, nsp: Namespace, conn: Connection, sid: str, handshake: Handshake,
+                 pid: str | None = None, restored: Restored | None = None) -> None:
         self.nsp = nsp
         self.server = nsp.server
         self.conn = conn
@@ -69,6 +74,15 @@ class Socket(HasHandlers):
         self.handshake = handshake
         #: free-form per-socket storage (``fetch_sockets`` exposes it)
         self.data: dict[str, Any] = {}
+        #: the private session id of connection state recovery (``None`` when it is off or for
+        #: a protocol 4 client); never sent to other clients
+        self.pid = pid
+        #: whether this socket is a session restored by connection state recovery
+        self.recovered = restored is not None
+        self._rooms_back: list[str] = []
+        if restored is not None:
+            self.data = dict(restored.session.data)
+            self._rooms_back = restored.session.rooms
         self.connected = False
         self.handlers = Handlers()
         #: the callbacks waiting for this client's acks
@@ -126,6 +140,16 @@ class Socket(HasHandlers):
         check_event_name(event)
         if not self.connected:
             return False
+        if callback is None and self.pid is not None:
+            # recoverable: through the adapter to this socket's room, which logs it and appends
+            # its offset (as Node does)
+            self.nsp.adapter.broadcast([event, *args],
+                                       BroadcastOptions(rooms=frozenset((self.id,))))
+            return True
+        return self._send_event(event, args, callback)
+
+    def _send_event(self, event: str, args: tuple[Any, ...],
+                    callback: Callable[..., Any] | None) -> bool:
         ack_id = None
         if callback is not None:
             ack_id = self.nsp.next_ack_id()
@@ -213,7 +237,8 @@ class Socket(HasHandlers):
         self.connected = True
         nsp = self.nsp
         nsp.add_socket(self)
-        nsp.adapter.add_all(self.id, (self.id,))
+        nsp.adapter.add_all(self.id, (self.id, *self._rooms_back))
+        self._rooms_back = []
         self.conn.attach(self)
         nsp.dispatch("connection", self)
 
@@ -237,6 +262,10 @@ class Socket(HasHandlers):
         invoker = self._invoker
         invoker.emit(self.handlers, "disconnecting", reason)
         self.connected = False
+        if self.pid is not None and reason in RECOVERABLE_REASONS:
+            self.nsp.adapter.persist_session(Session(
+                self.id, self.pid, sorted(self.nsp.adapter.socket_rooms(self.id)), self.data,
+                time.monotonic()))
         self.nsp.adapter.delete_all(self.id)
         self.conn.detach(self)
         self.acks.fail(f"socket {self.id} disconnected")
@@ -304,4 +333,4 @@ class _VolatileSocket:
         check_event_name(event)
         if not socket.connected or not socket.conn.engine.writable:
             return False
-        return socket.emit(event, *args)
+        return socket._send_event(event, args, None)  # volatile events are never logged
