@@ -100,32 +100,37 @@ class InMemoryAdapter(Adapter):
     # -- broadcast ------------------------------------------------------------------------------
 
     def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
-        targets = self.select(opts)
         if self.log is not None and not opts.volatile:
             # logged even when nobody is targeted now: a socket in those rooms may come back
-            self._broadcast_with_offset(targets, data, self.log.append(data, opts))
-            return
+            self.broadcast_local(data, opts, self.log.append(data, opts))
+        else:
+            self.broadcast_local(data, opts)
+
+    def broadcast_local(self, data: list[Any], opts: BroadcastOptions,
+                        offset: str | None = None) -> None:
+        """Send ``data`` to this server's sockets that ``opts`` selects, encoded once. With an
+        ``offset`` (connection state recovery: the event's place in a log), protocol 5 clients
+        get it as the last argument and protocol 4 clients, which cannot recover, the event as
+        it was."""
+        targets = self.select(opts)
         if not targets:
             return
-        text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
-        prepared = Prepared([text, *attachments])
-        volatile = opts.volatile
-        for socket in targets:
-            socket.conn.engine.send_prepared(prepared, volatile)
-
-    def _broadcast_with_offset(self, targets: list[Socket], data: list[Any],
-                               offset: str) -> None:
-        """Protocol 5 clients get the offset as the last argument (one encoding for all of
-        them); protocol 4 clients, which cannot recover, get the event as it was."""
+        if offset is None:
+            text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
+            prepared = Prepared([text, *attachments])
+            volatile = opts.volatile
+            for socket in targets:
+                socket.conn.engine.send_prepared(prepared, volatile)
+            return
         encoded: dict[int, Prepared] = {}
         for socket in targets:
             protocol = socket.conn.socketio_protocol
-            prepared = encoded.get(protocol)
-            if prepared is None:
+            variant = encoded.get(protocol)
+            if variant is None:
                 text, attachments = sio.encode(sio.EVENT, self.nsp.name,
                                                [*data, offset] if protocol == 5 else data)
-                prepared = encoded[protocol] = Prepared([text, *attachments])
-            socket.conn.engine.send_prepared(prepared, False)
+                variant = encoded[protocol] = Prepared([text, *attachments])
+            socket.conn.engine.send_prepared(variant, False)
 
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
                            on_ack: BroadcastAcks) -> list[str]:
