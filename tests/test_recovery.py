@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gc
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from conftest import eventually, serve
+from inproc import InProc
 from nodepeers import NodeClients
 
 import sockjet
@@ -204,6 +206,24 @@ async def test_protocol_4_clients_and_acks_and_explicit_disconnects_are_left_alo
         await peer.disconnect("new")
         await eventually(lambda: len(io.of("/").sockets) == 1)
         assert log.sessions == {}
+
+
+async def test_10000_sessions_that_went_away_and_expired_leave_nothing_behind() -> None:
+    io = sockjet.Server(connection_state_recovery={"max_disconnection_duration": 0.5})
+    io.on("connection", lambda socket: socket.join("lobby"))
+    log = io.of("/").adapter.log  # type: ignore[attr-defined]
+    sample: list[weakref.ref[Any]] = []
+    async with InProc(io) as inproc:
+        for n in range(10_000):
+            ws, sid = await inproc.connected()
+            if n % 500 == 0:
+                sample.append(weakref.ref(io.of("/").sockets[sid]))
+                io.to("lobby").emit("tick", n)
+            ws.client_close()  # a lost connection: the session is kept
+        await eventually(lambda: len(log.sessions) == 10_000 and not io.engine.sessions)
+        await eventually(lambda: not log.sessions and not log.entries, timeout=10)
+        gc.collect()
+        assert all(ref() is None for ref in sample)
 
 
 async def test_memory_stays_bounded_sessions_and_events_are_pruned() -> None:
