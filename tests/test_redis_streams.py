@@ -21,7 +21,7 @@ import msgpack  # type: ignore[import-untyped]
 import orjson
 import pytest
 from conftest import eventually, free_port, serve
-from nodepeers import NodeClients
+from nodepeers import NodeClients, NodeRedisServer
 from redisutil import RedisServer, redis_server
 
 import sockjet
@@ -377,6 +377,185 @@ async def test_sessions_are_kept_in_redis_as_node_keeps_them() -> None:
         assert session["data"] == {"visits": 1, "first": "a", "blob": BLOB}
         ttl = await r.command("PTTL", f"sio:session:{pid}")
         assert 110_000 < ttl <= 120_000  # max_disconnection_duration, in ms
+
+
+# -- next to Node's adapter -----------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def with_node(recovery: bool = True) -> AsyncIterator[tuple[RedisServer, NodeRedisServer,
+                                                                   Box]]:
+    """A Node server on ``@socket.io/redis-streams-adapter`` and a sockjet server, one Redis."""
+    async with AsyncExitStack() as stack:
+        r = await stack.enter_async_context(redis_server())
+        node = await stack.enter_async_context(NodeRedisServer(
+            None, r.url, adapter="streams", recovery={} if recovery else None))
+        (box,) = await stack.enter_async_context(fleet(r.url, 1, recovery))
+        yield r, node, box
+
+
+async def node_emit(r: RedisServer, node: NodeRedisServer, *args: Any,
+                    to: list[str] | None = None, except_: list[str] | None = None) -> None:
+    """Node broadcasts ``tick`` ``args``; returns once its entry is in the stream."""
+    count = await stream_length(r)
+    await node.call("emit", event="tick", args=list(args), to=to or [], except_=except_ or [])
+    await until(lambda: _len_is(r, count + 1))
+
+
+async def test_node_and_sockjet_servers_share_the_stream() -> None:
+    async with with_node() as (r, node, box), NodeClients() as peer:
+        sn = await peer.connect("n", node.url, transport="websocket")
+        ss = await peer.connect("s", box.url, transport="polling")
+        await node.call("socket_join", sid=sn, room="rn")
+        await node.call("socket_data", sid=sn, data={"server": "node", "blob": BLOB})
+        assert await adapter_of(box.io).server_count() == 2
+        assert await node.call("server_count") == 2
+
+        box.io.emit("tick", "from sockjet", BLOB)
+        await until(lambda: _len_is(r, 1))
+        ((first, _),) = await entries(r)
+        for name in ("n", "s"):  # the offset is the id of the stream entry
+            assert await peer.wait(name, "tick") == ["from sockjet", BLOB, first]
+        await node_emit(r, node, "from node", BLOB)
+        (_, (second, _)) = await entries(r)
+        for name in ("n", "s"):
+            assert await peer.wait(name, "tick") == ["from node", BLOB, second]
+        box.io.to("rn").emit("tick", "to rn")
+        assert without_offsets([await peer.wait("n", "tick")]) == [["to rn"]]
+
+        sockets = {s.id: s for s in await box.io.fetch_sockets()}
+        assert set(sockets) == {sn, ss}
+        assert isinstance(sockets[sn], RemoteSocket)
+        assert sockets[sn].rooms == {sn, "rn"}
+        assert sockets[sn].data == {"server": "node", "blob": BLOB}
+        node_view = {s["id"]: s for s in await node.call("fetch_sockets")}
+        assert set(node_view) == {sn, ss} and node_view[ss]["data"]["first"] == "a"
+
+        box.io.in_(ss).sockets_join("both")
+        await node.call("sockets_join", to=[sn], rooms=["both"])
+        await eventually(lambda: "both" in box.socket(ss).rooms)
+        await until(lambda: _node_has_room(node, sn, "both"))
+        await node_emit(r, node, "to both", to=["both"])
+        for name in ("n", "s"):
+            assert without_offsets([await peer.wait(name, "tick")]) == [["to both"]]
+
+        assert await box.io.server_side_emit("hello", 1, ack=True) == [{"node": node.pid}]
+        reply = await node.call("server_side_emit", event="hello", args=[2], ack=True)
+        assert reply == {"responses": [{"server": "a", "args": [2]}]}
+        await peer.reply("n", "ask", "from n")
+        await peer.reply("s", "ask", "from s")
+        assert sorted(await box.io.timeout(3).emit_with_ack("ask")) == ["from n", "from s"]
+        reply = await node.call("emit_with_ack", event="ask", args=[], timeout_ms=3000)
+        assert sorted(reply["responses"]) == ["from n", "from s"]
+        assert await peer.drain("n", "tick") == [] and await peer.drain("s", "tick") == []
+
+
+async def _node_has_room(node: NodeRedisServer, sid: str, room: str) -> bool:
+    return room in (await node.call("socket_info", sid=sid))["rooms"]
+
+
+async def away_with_node(r: RedisServer, node: NodeRedisServer, box: Box,
+                         sid: str) -> list[list[Any]]:
+    """Both servers send, one after the other, what the away client must get and what it
+    must not (no volatile event: Node replays those too); what it must get, in order."""
+    expected: list[list[Any]] = []
+    for who in ("sockjet", "node", "sockjet"):
+        for args, to, except_, wanted in (
+                (("all", who), None, None, True),
+                (("room1", who), ["room1"], None, True),
+                (("to it", who, BLOB), [sid], None, True),
+                (("not for it", who), ["elsewhere"], None, False),
+                (("not for room1", who), None, ["room1"], False)):
+            if who == "node":
+                await node_emit(r, node, *args, to=to, except_=except_)
+            else:
+                count = await stream_length(r)
+                operator = box.io.to(to) if to else box.io.except_(except_) if except_ \
+                    else box.io
+                operator.emit("tick", *args)
+                await until(lambda count=count: _len_is(r, count + 1))
+            if wanted:
+                expected.append(list(args))
+    return expected
+
+
+@pytest.mark.parametrize("cut", ["server", "client"])
+async def test_a_client_of_sockjet_recovers_on_node(cut: str) -> None:
+    async with with_node() as (r, node, box), NodeClients() as peer, \
+            node_client(peer, "c", box.url) as sid:
+        socket = box.socket(sid)
+        socket.data["blob"] = BLOB
+        pid = socket.pid
+        assert pid is not None
+        offset = await first_contact(peer, "c", box, sid)
+        if cut == "server":
+            socket.conn.engine.close()
+        else:
+            await peer.close_transport("c")
+        await until(lambda: _session_saved(r, pid))
+        expected = await away_with_node(r, node, box, sid)
+        back = await peer.connect("d", node.url, transport="websocket",
+                                  opts={"auth": {"pid": pid, "offset": offset}})
+        assert back == sid
+        info = await node.call("socket_info", sid=sid)
+        assert info["recovered"] and info["pid"] == pid
+        assert sorted(info["rooms"]) == sorted([sid, "room1"])
+        assert info["data"] == {"visits": 1, "first": "a", "blob": BLOB}
+        missed = [await peer.wait("d", "tick") for _ in expected]
+        assert without_offsets(missed) == expected
+        box.io.emit("tick", "after")
+        assert without_offsets([await peer.wait("d", "tick")]) == [["after"]]
+        assert await peer.drain("d", "tick") == []
+
+
+@pytest.mark.parametrize("cut", ["server", "client"])
+async def test_a_client_of_node_recovers_on_sockjet(cut: str) -> None:
+    async with with_node() as (r, node, box), NodeClients() as peer, \
+            node_client(peer, "c", node.url) as sid:
+        await node.call("socket_join", sid=sid, room="room1")
+        await node.call("socket_data", sid=sid, data={"first": "node", "blob": BLOB})
+        await node_emit(r, node, "before", to=[sid])
+        args = await peer.wait("c", "tick")
+        assert without_offsets([args]) == [["before"]]
+        offset = args[-1]
+        pid = (await node.call("socket_info", sid=sid))["pid"]
+        assert isinstance(pid, str)
+        if cut == "server":
+            await node.call("close_transport", sid=sid)
+        else:
+            await peer.close_transport("c")
+        await until(lambda: _session_saved(r, pid))
+        raw = await r.command("GET", f"sio:session:{pid}")
+        session = msgpack.unpackb(base64.b64decode(raw))
+        assert list(session) == ["sid", "pid", "rooms", "data"]  # what Node writes
+        ttl = await r.command("PTTL", f"sio:session:{pid}")
+        assert 110_000 < ttl <= 120_000
+        expected = await away_with_node(r, node, box, sid)
+        back = await peer.connect("d", box.url, transport="websocket",
+                                  opts={"auth": {"pid": pid, "offset": offset}})
+        assert back == sid
+        socket = box.socket(sid)
+        assert (socket.recovered, socket.pid) == (True, pid)
+        assert socket.rooms == {sid, "room1"}
+        assert socket.data == {"first": "node", "blob": BLOB, "visits": 1}
+        missed = [await peer.wait("d", "tick") for _ in expected]
+        assert without_offsets(missed) == expected
+        await node_emit(r, node, "after")
+        assert without_offsets([await peer.wait("d", "tick")]) == [["after"]]
+        assert await peer.drain("d", "tick") == []
+
+
+async def test_without_recovery_node_and_sockjet_still_share_broadcasts() -> None:
+    async with with_node(recovery=False) as (r, node, box), NodeClients() as peer:
+        await peer.connect("n", node.url, transport="websocket")
+        await peer.connect("s", box.url, transport="websocket")
+        box.io.emit("tick", "from sockjet")
+        for name in ("n", "s"):
+            assert await peer.wait(name, "tick") == ["from sockjet"]  # no offset
+        await node_emit(r, node, "from node")
+        for name in ("n", "s"):
+            assert await peer.wait(name, "tick") == ["from node"]
+        assert await stream_length(r) == 2
 
 
 # -- Redis going away -----------------------------------------------------------------------------
