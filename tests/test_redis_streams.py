@@ -26,6 +26,7 @@ from redisutil import RedisServer, redis_server
 
 import sockjet
 from sockjet.adapters.cluster import RemoteSocket
+from sockjet.adapters.redis_stream_link import parse_id
 from sockjet.adapters.redis_streams import StreamsNamespaceAdapter
 
 BLOB = b"\x00\x01\xfe\xff"
@@ -284,6 +285,56 @@ async def test_a_node_client_recovers_on_another_sockjet_server(cut: str, transp
         assert without_offsets([await peer.wait("d", "tick")]) == [["after"]]
         assert await peer.drain("d", "tick") == []
         assert await r.command("EXISTS", f"sio:session:{pid}") == 0  # taken once
+
+
+async def test_recovery_while_both_servers_keep_emitting_misses_nothing_and_repeats_nothing(
+        ) -> None:
+    """The client comes back on B while A and B broadcast without a pause: what it gets is
+    every broadcast after its offset, each once (those that were in the stream before it was
+    back as missed events, in the stream's order; the others live), each server's in the
+    order it sent them."""
+    async with redis_server() as r, fleet(r.url) as (a, b), NodeClients() as peer, \
+            node_client(peer, "c", a.url) as sid:
+        pid = a.socket(sid).pid
+        assert pid is not None
+        stop = asyncio.Event()
+
+        async def emit() -> None:
+            for i in range(0, 30000, 5):  # bounded: a few seconds at most
+                if stop.is_set():
+                    return
+                for j in range(i, i + 5):  # bursts: entries on their way all the time
+                    a.io.emit("seq", "a", j)
+                    b.io.emit("seq", "b", j)
+                await asyncio.sleep(0.002)
+
+        emitter = asyncio.ensure_future(emit())
+        try:
+            seen = [await peer.wait("c", "seq") for _ in range(2)]
+            a.socket(sid).conn.engine.close()
+            await peer.wait("c", "disconnect")
+            offset = [*seen, *await peer.drain("c", "seq")][-1][-1]
+            await until(lambda: _session_saved(r, pid))
+            await asyncio.sleep(0.05)  # some more are missed
+            assert await peer.connect("d", b.url, transport="websocket",
+                                      opts={"auth": {"pid": pid, "offset": offset}}) == sid
+            assert b.socket(sid).recovered
+            await asyncio.sleep(0.05)  # and some come live
+        finally:
+            stop.set()
+            await emitter
+        after = parse_id(offset)
+        sent = {entry_id: orjson.loads(fields["data"])["packet"]["data"][1:]
+                for entry_id, fields in await entries(r)
+                if fields["type"] == "3" and parse_id(entry_id) > after}
+        assert len(sent) > 20
+        got = [await peer.wait("d", "seq") for _ in sent]
+        assert await peer.drain("d", "seq") == []
+        assert len({args[-1] for args in got}) == len(got)  # none twice
+        assert {args[-1]: args[:-1] for args in got} == sent  # none missing
+        for server in ("a", "b"):  # each server's in order, none skipped
+            numbers = [args[1] for args in got if args[0] == server]
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
 
 
 async def _session_saved(r: RedisServer, pid: str) -> bool:
