@@ -341,15 +341,19 @@ async def _session_saved(r: RedisServer, pid: str) -> bool:
     return bool(await r.command("EXISTS", f"sio:session:{pid}"))
 
 
-async def test_the_python_client_recovers_on_the_server_that_took_over_the_address() -> None:
+@pytest.mark.parametrize("how", ["server stops", "transport cut, then server stops"])
+async def test_the_python_client_recovers_on_the_server_that_took_over_the_address(
+        how: str) -> None:
     """Server A goes away; another server comes up at its address (behind a load balancer,
     say): the Python client reconnects there and gets what server B sent meanwhile."""
     async with redis_server() as r, fleet(r.url, 1) as (b,):
         port = free_port()
         io_a, _ = make_server(r.url, "a")
         got: list[tuple[Any, ...]] = []
+        delay = 0.1 if how == "server stops" else 1.0  # after a cut: once A is gone
         client = sockjet.AsyncClient(f"http://127.0.0.1:{port}", transports=["websocket"],
-                                     reconnection_delay=0.1, reconnection_delay_max=0.2)
+                                     reconnection_delay=delay, reconnection_delay_max=delay,
+                                     randomization_factor=0)
         client.on("tick", lambda *args: got.append(args))
         async with serve(io_a, port=port) as url_a:
             a = Box(io_a, url_a)
@@ -362,7 +366,10 @@ async def test_the_python_client_recovers_on_the_server_that_took_over_the_addre
             await eventually(lambda: len(got) == 1)
             pid = a.socket(sid).pid
             assert pid is not None
-        # A stopped ("server shutting down"): the client keeps trying its address
+            if how != "server stops":
+                a.socket(sid).conn.engine.close()
+                await eventually(lambda: not a.io.of("/").sockets)
+        # A stopped (its sockets left with "server shutting down"): the client keeps trying
         assert await _session_saved(r, pid)
         expected = await emit_while_away(r, [b], sid)
         io_c, _ = make_server(r.url, "c")
