@@ -22,7 +22,7 @@ import orjson
 import pytest
 from conftest import eventually, free_port, serve
 from nodepeers import NodeClients, NodeRedisServer
-from redisutil import RedisServer, redis_server
+from redisutil import RedisServer, redis_cluster, redis_server
 
 import sockjet
 from sockjet.adapters.cluster import RemoteSocket
@@ -614,6 +614,37 @@ async def test_without_recovery_node_and_sockjet_still_share_broadcasts() -> Non
         for name in ("n", "s"):
             assert await peer.wait(name, "tick") == ["from node"]
         assert await stream_length(r) == 2
+
+
+async def test_a_redis_cluster_carries_the_stream_and_the_sessions() -> None:
+    async with redis_cluster() as rc, AsyncExitStack() as stack, NodeClients() as peer:
+        boxes: list[Box] = []
+        for index, url in enumerate(rc.urls[:2]):  # each server knows another node
+            io, heard = make_server(url, "ab"[index])
+            boxes.append(Box(io, await stack.enter_async_context(serve(io)), heard))
+        a, b = boxes
+        assert adapter_of(a.io).link.cluster
+        async with node_client(peer, "c", a.url) as sid:
+            pid = a.socket(sid).pid
+            assert pid is not None
+            offset = await first_contact(peer, "c", a, sid)
+            a.socket(sid).conn.engine.close()
+            await eventually(lambda: not a.io.of("/").sockets)
+            b.io.emit("tick", "while away")
+            a.io.to("room1").emit("tick", "to room1")
+            assert await a.io.server_side_emit("hello", ack=True) == [
+                {"server": "b", "args": []}]
+            client = adapter_of(a.io).link.client
+
+            async def saved() -> bool:
+                return bool(await client.exists(f"sio:session:{pid}"))
+
+            await until(saved)
+            assert await peer.connect("d", b.url, transport="websocket",
+                                      opts={"auth": {"pid": pid, "offset": offset}}) == sid
+            assert b.socket(sid).recovered
+            got = [await peer.wait("d", "tick") for _ in range(2)]
+            assert sorted(without_offsets(got)) == [["to room1"], ["while away"]]
 
 
 # -- Redis going away -----------------------------------------------------------------------------

@@ -456,7 +456,7 @@ class RedisLink:
         """Queue ``payload`` for ``channel`` (SPUBLISH if ``sharded``); sent with whatever else
         is published before the writer's next round trip. False if dropped (link down)."""
         if not self.up or self._pending_bytes + len(payload) > self.max_pending:
-            self._drop()
+            self.drop()
             return False
         key = channel if isinstance(channel, bytes) else channel.encode()
         self._outgoing.append((key, payload, sharded))
@@ -466,7 +466,9 @@ class RedisLink:
             self._idle.clear()
         return True
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
+        """Count a message for the other servers that is not sent (Redis away, or over
+        ``max_pending``, which is logged once until the writer catches up)."""
         if self.up and not self._overflowing:
             self._overflowing = True  # logged once until the writer catches up
             log.warning("more than %d bytes waiting for Redis at %s: messages for the other "

@@ -118,7 +118,7 @@ class StreamWriter:
         link = self.link
         if (self._task is None or self._closed or not link.up
                 or self._pending_bytes + size > link.max_pending):
-            link._drop()
+            link.drop()
             return False
         self._pending_bytes += size
         return True
