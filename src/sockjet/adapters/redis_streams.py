@@ -384,8 +384,9 @@ class StreamsNamespaceAdapter(RedisNamespaceAdapter):
         ttl = max(1, int(self.recovery.max_disconnection_duration * 1000))
         if not self.writer.command("SET", self.factory.session_key_prefix + session.pid,
                                    encode_session(session), "PX", ttl):
-            log.warning("the session of socket %s on %s is lost: Redis at %s is unreachable",
-                        session.sid, self.nsp.name, self.link.where)
+            # counted with the outage's other losses (logged when Redis is back)
+            log.debug("the session of socket %s on %s is lost: Redis at %s is unreachable",
+                      session.sid, self.nsp.name, self.link.where)
 
     async def restore_session(self, pid: str, offset: str) -> Restored | None:
         """The session of ``pid`` (taken out of Redis) and the broadcasts it missed after
