@@ -695,6 +695,15 @@ async def test_an_unreachable_redis_stops_the_server_from_starting() -> None:
             pass
 
 
+async def test_a_key_that_is_not_a_stream_stops_the_server_from_starting() -> None:
+    async with redis_server() as r:
+        await r.command("SET", STREAM, "not a stream")
+        io = sockjet.Server(adapter=sockjet.RedisStreamsAdapter(r.url))
+        with pytest.raises(sockjet.AdapterError, match="cannot read the Redis stream"):
+            async with serve(io):
+                pass
+
+
 async def test_arguments_are_checked() -> None:
     for bad in ({"stream_name": ""}, {"max_len": 0}, {"read_count": -1},
                 {"requests_timeout": 0}, {"channel_prefix": ""}, {"max_len": True}):

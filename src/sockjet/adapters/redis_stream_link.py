@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from .redis_link import _RECONNECT_MAX, _RECONNECT_MIN, LINK_ERRORS, RedisLink
 
 log = logging.getLogger("sockjet.adapters")
@@ -273,22 +275,29 @@ class StreamReader:
         self.position = parse_id(entry_id)
 
     async def _read(self) -> None:
+        refused = False
         while True:
             try:
                 reply = await self.link.client.xread({self.stream: self.last_id},
                                                      count=self.count, block=self.block_ms)
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:  # Redis answers, but no: the key is not a stream...
+                if not refused:
+                    log.error("cannot read the Redis stream %r at %s: %s; trying again every "
+                              "%s s", self.stream, self.link.where, exc, _RECONNECT_MAX)
+                refused = True
+                await asyncio.sleep(_RECONNECT_MAX)
+                continue
             except LINK_ERRORS as exc:
                 self.ok = False
                 self.link.went_down(exc)
                 await self._until_redis_answers()
                 continue
-            except Exception:  # the key holds something else than a stream, say
-                log.exception("cannot read the Redis stream %r at %s", self.stream,
-                              self.link.where)
-                await asyncio.sleep(_RECONNECT_MAX)
-                continue
+            if refused:
+                log.warning("reading the Redis stream %r at %s again", self.stream,
+                            self.link.where)
+                refused = False
             for entry_id, fields in _entries(reply):
                 try:
                     self.deliver(entry_id, fields)
