@@ -244,11 +244,12 @@ class NodeClients(_LinePeer):
 
 
 class NodeRedisServer(_LinePeer):
-    """A real socket.io 4.8 server (tests/node/redis_node_server.js) using the official Redis
-    adapter, ``adapter`` "classic" (``createAdapter``) or "sharded" (``createShardedAdapter``),
-    on ``redis_url``; ``opts`` go to its config (key, requestsTimeout,
-    publishOnSpecificResponseChannel, channelPrefix, subscriptionMode, namespaces,
-    serverSideEvents). Ready (listening, subscribed) once entered."""
+    """A real socket.io 4.8 server (tests/node/redis_node_server.js) using an official Redis
+    adapter, ``adapter`` "classic" (``createAdapter``), "sharded" (``createShardedAdapter``)
+    or "streams" (``@socket.io/redis-streams-adapter``), on ``redis_url``; ``opts`` go to its
+    config (key, requestsTimeout, publishOnSpecificResponseChannel, channelPrefix,
+    subscriptionMode, streamName, maxLen, readCount, sessionKeyPrefix, recovery, namespaces,
+    serverSideEvents). Ready (listening, subscribed, reading its stream) once entered."""
 
     script = "redis_node_server.js"
     packages = ("srv4", "redis-adapter", "redis4")
@@ -259,6 +260,8 @@ class NodeRedisServer(_LinePeer):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = {"port": self.port, "redis": redis_url, "adapter": adapter, **opts}
+        if adapter == "streams":
+            self.packages = (*self.packages, "redis-streams-adapter")
         super().__init__(json.dumps(self.config))
         self._ready: asyncio.Future[None] | None = None
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .adapters.redis_classic import RedisAdapter
     from .adapters.redis_emitter import BlockingRedisEmitter, RedisEmitter
     from .adapters.redis_sharded import RedisShardedAdapter
+    from .adapters.redis_streams import RedisStreamsAdapter
     from .adapters.workers import WorkerAdapter, WorkerLink
     from .bindings.runner import run, serve
     from .client.client import AsyncClient, ClientNamespace
@@ -58,6 +59,7 @@ _WHERE = {
     "RemoteSocket": ".adapters.cluster",
     "RedisAdapter": ".adapters.redis_classic",
     "RedisShardedAdapter": ".adapters.redis_sharded",
+    "RedisStreamsAdapter": ".adapters.redis_streams",
     "RedisEmitter": ".adapters.redis_emitter",
     "BlockingRedisEmitter": ".adapters.redis_emitter",
     "WorkerAdapter": ".adapters.workers",
@@ -107,6 +109,7 @@ __all__ = [
     "RedisAdapter",
     "RedisEmitter",
     "RedisShardedAdapter",
+    "RedisStreamsAdapter",
     "RemoteSocket",
     "Server",
     "Socket",

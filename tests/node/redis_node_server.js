@@ -1,9 +1,11 @@
-// A real socket.io 4.8 server using the official Redis adapter (classic or sharded) on a real
-// Redis, for the cross-server tests; driven by JSON commands on stdin (see jsonlines.js).
+// A real socket.io 4.8 server using an official Redis adapter (classic, sharded or streams) on
+// a real Redis, for the cross-server tests; driven by JSON commands on stdin (see jsonlines.js).
 // Usage: node redis_node_server.js '<json config>'
-// config: {port, redis: "redis://127.0.0.1:P", adapter: "classic"|"sharded", key?,
+// config: {port, redis: "redis://127.0.0.1:P", adapter: "classic"|"sharded"|"streams", key?,
 //          requestsTimeout?, publishOnSpecificResponseChannel?, channelPrefix?,
-//          subscriptionMode?, namespaces?: ["/", ...], serverSideEvents?: ["ping", "hello"]}
+//          subscriptionMode?, streamName?, maxLen?, readCount?, sessionKeyPrefix?,
+//          recovery?: {maxDisconnectionDuration?, skipMiddlewares?} (connectionStateRecovery),
+//          namespaces?: ["/", ...], serverSideEvents?: ["ping", "hello"]}
 // Prints {"ready":true} once listening and subscribed. Binary values are {"$bin": "<hex>"}.
 // Commands ({id, op, ...}; nsp defaults to "/", to/except are lists of rooms):
 //   emit {nsp?, to?, except?, event, args, volatile?, local?}
@@ -17,8 +19,11 @@
 //   all_rooms {nsp?} | server_count {nsp?}
 //   socket_data {nsp?, sid, data} | socket_join {nsp?, sid, room}   a socket of this server
 //               (sid, as "id" names the command)
+//   socket_info {nsp?, sid}   {id, pid, rooms, data, recovered} of a socket of this server
+//   close_transport {nsp?, sid}   close its Engine.IO connection ("forced close")
 //   events {}   what this server observed since the last call, in order:
-//               {type: "connection", nsp, id, auth}, {type: "event", nsp, id, event, args, ack},
+//               {type: "connection", nsp, id, auth, recovered},
+//               {type: "event", nsp, id, event, args, ack},
 //               {type: "server_side", nsp, event, args, ack}, {type: "disconnect", nsp, id, reason}
 // Client events asking for an ack are answered {node: true, event}; server-side emits asking
 // for one are answered {node: <pid>}.
@@ -26,6 +31,7 @@
 const http = require("http");
 const { Server } = require("srv4");
 const { createAdapter, createShardedAdapter } = require("redis-adapter");
+// the streams adapter is loaded only when asked for
 const { createClient } = require("redis4");
 const { revive, encode, write, serve } = require("./jsonlines");
 
@@ -38,6 +44,13 @@ function clientError(which) {
 }
 
 function adapterFactory(pub, sub) {
+  if (cfg.adapter === "streams") {
+    const opts = {};
+    for (const key of ["streamName", "maxLen", "readCount", "sessionKeyPrefix", "channelPrefix"]) {
+      if (cfg[key] !== undefined) opts[key] = cfg[key];
+    }
+    return require("redis-streams-adapter").createAdapter(pub, opts);
+  }
   if (cfg.adapter === "sharded") {
     const opts = {};
     if (cfg.channelPrefix) opts.channelPrefix = cfg.channelPrefix;
@@ -54,7 +67,7 @@ function watch(nsp) {
   const name = nsp.name;
   nsp.on("connection", (socket) => {
     observed.push({ type: "connection", nsp: name, id: socket.id,
-      auth: encode(socket.handshake.auth) });
+      auth: encode(socket.handshake.auth), recovered: !!socket.recovered });
     socket.onAny((event, ...args) => {
       const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
       observed.push({ type: "event", nsp: name, id: socket.id, event, args: encode(args),
@@ -85,26 +98,52 @@ function reconnectStrategy(retries, cause) {
 }
 
 async function main() {
-  const pub = createClient({ url: cfg.redis, socket: { reconnectStrategy } });
+  // a name that the streams adapter's own connections (duplicates of this one) carry too
+  const clientName = `sionode-${process.pid}`;
+  const pub = createClient({ url: cfg.redis, name: clientName, socket: { reconnectStrategy } });
   const sub = pub.duplicate();
   pub.on("error", clientError("pub"));
   sub.on("error", clientError("sub"));
   await Promise.all([pub.connect(), sub.connect()]);
 
   const httpServer = http.createServer();
-  const io = new Server(httpServer, {
+  const options = {
     allowEIO3: true,
     serveClient: false,
     cors: { origin: true, credentials: true },
     adapter: adapterFactory(pub, sub),
-  });
+  };
+  if (cfg.recovery) {
+    options.connectionStateRecovery = Object.assign(
+      { maxDisconnectionDuration: 120000, skipMiddlewares: true }, cfg.recovery);
+  }
+  const io = new Server(httpServer, options);
   for (const name of cfg.namespaces || ["/"]) watch(io.of(name));
 
   // The adapters subscribe without waiting for Redis to confirm; one more subscription of the
   // same kind on the same connection is confirmed after theirs, so once it is, a message
   // published by another server cannot be missed.
   const probe = `sockjet-probe#${process.pid}`;
-  if (cfg.adapter === "sharded") {
+  if (cfg.adapter === "streams") {
+    // its own subscriber confirmed the channels of every namespace (the private channel comes
+    // in the same SUBSCRIBE as the public one) and its reader waits in XREAD BLOCK
+    const prefix = cfg.channelPrefix || "socket.io";
+    const ready = async () => {
+      for (const name of cfg.namespaces || ["/"]) {
+        const channel = `${prefix}#${name}#${io.of(name).adapter.uid}#`;
+        const reply = await pub.sendCommand(["PUBSUB", "NUMSUB", channel]);
+        if (Number(reply[1]) !== 1) return false;
+      }
+      const clients = String(await pub.sendCommand(["CLIENT", "LIST"])).split("\n");
+      return clients.some((line) => line.includes(`name=${clientName} `) &&
+        line.includes(" cmd=xread"));
+    };
+    const deadline = Date.now() + 10000;
+    while (!(await ready())) {
+      if (Date.now() > deadline) throw new Error("the streams adapter did not start in 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } else if (cfg.adapter === "sharded") {
     await sub.sSubscribe(probe, () => {});
     await sub.sUnsubscribe(probe);
   } else {
@@ -195,6 +234,15 @@ async function main() {
     },
     socket_join(cmd) {
       return Promise.resolve(local(cmd).join(cmd.room)).then(() => null);
+    },
+    socket_info(cmd) {
+      const s = local(cmd);
+      return { id: s.id, pid: s.pid || null, rooms: [...s.rooms], data: s.data,
+        recovered: !!s.recovered };
+    },
+    close_transport(cmd) {
+      local(cmd).conn.close();
+      return null;
     },
   };
 

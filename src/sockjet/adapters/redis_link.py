@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ..exceptions import AdapterError
 
@@ -39,6 +39,13 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
 
 #: handler(channel, payload) for the messages of one channel or pattern
 Handler = Callable[[bytes, bytes], None]
+
+
+class LinkPart(Protocol):
+    """Something else that talks to Redis for the link (a stream's reader or writer): it
+    says whether it works; the link is up only while every part does."""
+
+    ok: bool
 
 _RECONNECT_MIN = 0.05
 _RECONNECT_MAX = 2.0
@@ -208,6 +215,8 @@ class RedisLink:
         self._down_listeners: list[Callable[[AdapterError], None]] = []
         #: subscriber connections by node name ("" for the only one of a single server)
         self._subscribers: dict[str, _Subscriber] = {}
+        #: other parts whose state counts in :attr:`up` (see :meth:`add_part`)
+        self._parts: list[LinkPart] = []
         #: (channel, payload, sharded) published since the writer's last round trip
         self._outgoing: list[tuple[bytes, bytes, bool]] = []
         self._pending_bytes = 0
@@ -233,7 +242,8 @@ class RedisLink:
     def up(self) -> bool:
         """Whether Redis takes what is published and the subscriptions are in place."""
         return (self._running and self._writer_ok
-                and all(sub.ok for sub in self._subscribers.values()))
+                and all(sub.ok for sub in self._subscribers.values())
+                and all(part.ok for part in self._parts))
 
     @property
     def cluster(self) -> bool:
@@ -267,6 +277,23 @@ class RedisLink:
                 await self._drop_idle_connections()
         subscriber.ok = True
         subscriber.subscribed.set()
+        self._maybe_up()
+
+    def add_part(self, part: LinkPart) -> None:
+        """Count ``part`` in :attr:`up`: a part that loses Redis calls :meth:`went_down`,
+        sets its ``ok`` false, and calls :meth:`part_ready` once Redis answers it again."""
+        if part not in self._parts:
+            self._parts.append(part)
+
+    def remove_part(self, part: LinkPart) -> None:
+        if part in self._parts:
+            self._parts.remove(part)
+
+    async def part_ready(self) -> None:
+        """A part works again after an outage."""
+        if self._down_since is not None:
+            with contextlib.suppress(*LINK_ERRORS):
+                await self._drop_idle_connections()
         self._maybe_up()
 
     async def _drop_idle_connections(self) -> None:
@@ -429,7 +456,7 @@ class RedisLink:
         """Queue ``payload`` for ``channel`` (SPUBLISH if ``sharded``); sent with whatever else
         is published before the writer's next round trip. False if dropped (link down)."""
         if not self.up or self._pending_bytes + len(payload) > self.max_pending:
-            self._drop()
+            self.drop()
             return False
         key = channel if isinstance(channel, bytes) else channel.encode()
         self._outgoing.append((key, payload, sharded))
@@ -439,7 +466,9 @@ class RedisLink:
             self._idle.clear()
         return True
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
+        """Count a message for the other servers that is not sent (Redis away, or over
+        ``max_pending``, which is logged once until the writer catches up)."""
         if self.up and not self._overflowing:
             self._overflowing = True  # logged once until the writer catches up
             log.warning("more than %d bytes waiting for Redis at %s: messages for the other "
