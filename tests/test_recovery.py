@@ -19,7 +19,9 @@ from inproc import InProc
 from nodepeers import NodeClients
 
 import sockjet
+from sockjet.adapters import packet_log
 from sockjet.adapters.memory import InMemoryAdapter
+from sockjet.socketio import socket as socket_module
 from sockjet.socketio.recovery import RecoveryOptions, Session, recovery_options
 
 
@@ -208,8 +210,22 @@ async def test_protocol_4_clients_and_acks_and_explicit_disconnects_are_left_alo
         assert log.sessions == {}
 
 
-async def test_10000_sessions_that_went_away_and_expired_leave_nothing_behind() -> None:
-    io = sockjet.Server(connection_state_recovery={"max_disconnection_duration": 0.5})
+class Clock:
+    """A monotonic clock the test moves (the log's and the sockets' idea of now)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_10000_sessions_that_went_away_and_expired_leave_nothing_behind(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()  # stands still while the sessions come and go, then jumps past expiry
+    monkeypatch.setattr(packet_log, "time", clock)
+    monkeypatch.setattr(socket_module, "time", clock)
+    io = sockjet.Server(connection_state_recovery={"max_disconnection_duration": 0.2})
     io.on("connection", lambda socket: socket.join("lobby"))
     log = io.of("/").adapter.log  # type: ignore[attr-defined]
     sample: list[weakref.ref[Any]] = []
@@ -220,8 +236,10 @@ async def test_10000_sessions_that_went_away_and_expired_leave_nothing_behind() 
                 sample.append(weakref.ref(io.of("/").sockets[sid]))
                 io.to("lobby").emit("tick", n)
             ws.client_close()  # a lost connection: the session is kept
-        await eventually(lambda: len(log.sessions) == 10_000 and not io.engine.sessions)
-        await eventually(lambda: not log.sessions and not log.entries, timeout=10)
+        await eventually(lambda: not io.engine.sessions)
+        assert len(log.sessions) == 10_000 and len(log) == 20
+        clock.now += 1  # all expired: the next pruning (every 0.2 s here) takes them
+        await eventually(lambda: not log.sessions and not log.entries, timeout=5)
         gc.collect()
         assert all(ref() is None for ref in sample)
 
