@@ -6,12 +6,16 @@ each worker process, release the link with the last adapter)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import abstractmethod
 from typing import Any
 
 from .cluster import ClusterAdapter, ClusterMessage
 from .redis_link import RedisLink
+from .wire import unpack
+
+log = logging.getLogger("sockjet.adapters")
 
 
 class RedisFactory:
@@ -93,3 +97,14 @@ class RedisNamespaceAdapter(ClusterAdapter):
     def publish_request(self, message: ClusterMessage) -> None:
         self.link.check()
         self.publish(message)
+
+    def on_raw_message(self, channel: bytes, payload: bytes) -> None:
+        """A message of Node's ``ClusterAdapter`` shape as Redis delivers it (JSON or msgpack);
+        malformed ones are ignored."""
+        try:
+            message = unpack(payload)
+        except ValueError:
+            log.debug("ignoring a malformed message on %r", channel)
+            return
+        if isinstance(message, dict):
+            self.on_message(message)

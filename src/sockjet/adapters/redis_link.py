@@ -47,8 +47,10 @@ class LinkPart(Protocol):
 
     ok: bool
 
-_RECONNECT_MIN = 0.05
-_RECONNECT_MAX = 2.0
+#: the delay between two attempts to reach Redis again grows from this...
+RECONNECT_MIN = 0.05
+#: ...to this, in seconds
+RECONNECT_MAX = 2.0
 _CONFIRMATIONS = frozenset(("subscribe", "psubscribe", "ssubscribe"))
 _SUBSCRIBE_OF = {"unsubscribe": "subscribe", "punsubscribe": "psubscribe",
                  "sunsubscribe": "ssubscribe"}
@@ -155,7 +157,7 @@ class _Subscriber:
 
     async def _read(self) -> None:
         link = self.link
-        delay = _RECONNECT_MIN
+        delay = RECONNECT_MIN
         while True:
             try:
                 if self.pubsub is None:
@@ -169,7 +171,7 @@ class _Subscriber:
                 link.went_down(exc)
                 await self._close_pubsub()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _RECONNECT_MAX)
+                delay = min(delay * 2, RECONNECT_MAX)
                 continue
             if message is None:
                 continue
@@ -185,7 +187,7 @@ class _Subscriber:
                     self.unconfirmed -= 1
                     if self.unconfirmed <= 0 and not self.ok:
                         await link.subscriber_ready(self)
-                        delay = _RECONNECT_MIN
+                        delay = RECONNECT_MIN
                 continue
             channel, payload = message["channel"], message["data"]
             for handler in handlers:
@@ -476,7 +478,7 @@ class RedisLink:
         self.dropped += 1
 
     async def _write(self) -> None:
-        delay = _RECONNECT_MIN
+        delay = RECONNECT_MIN
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -491,7 +493,7 @@ class RedisLink:
                     self._writer_ok = False
                     self.went_down(exc)
                     await self._until_commands_work(delay)
-                    delay = _RECONNECT_MIN
+                    delay = RECONNECT_MIN
                 except Exception:  # not the link's fault: those messages only are lost
                     self.dropped += len(batch)
                     log.exception("cannot publish %d messages to Redis at %s", len(batch),
@@ -515,20 +517,26 @@ class RedisLink:
                 pipe.publish(channel, payload)
         await pipe.execute()
 
-    async def _until_commands_work(self, delay: float) -> None:
+    async def until_redis_answers(self, delay: float = RECONNECT_MIN) -> bool:
+        """Wait until Redis answers a PING again, trying after ``delay`` then a growing delay
+        (up to two seconds); False if the link closes first."""
         while not self._closed:
             await asyncio.sleep(delay)
             try:
                 await self.client.ping()
             except LINK_ERRORS:
-                delay = min(delay * 2, _RECONNECT_MAX)
+                delay = min(delay * 2, RECONNECT_MAX)
                 continue
+            return True
+        return False
+
+    async def _until_commands_work(self, delay: float) -> None:
+        if await self.until_redis_answers(delay):
             self.dropped += len(self._outgoing)
             self._outgoing.clear()
             self._pending_bytes = 0
             self._writer_ok = True
             self._maybe_up()
-            return
 
     # -- commands ---------------------------------------------------------------------------
 

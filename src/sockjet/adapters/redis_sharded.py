@@ -19,15 +19,12 @@ msgpack; it reads Node's JSON too."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 from typing import Any
 
 from .cluster import ClusterMessage, MessageType
 from .redis_base import RedisFactory, RedisNamespaceAdapter
-from .wire import pack, unpack
-
-log = logging.getLogger("sockjet.adapters")
+from .wire import pack
 
 SUBSCRIPTION_MODES = ("static", "dynamic", "dynamic-private")
 
@@ -95,10 +92,10 @@ class ShardedRedisAdapter(RedisNamespaceAdapter):
                 if self._has_channel(room):
                     self.room_channels.add(room)
                     channels.append(self._room_channel(room))
-        self.link.subscribe(self._on_raw, shard_channels=channels)
+        self.link.subscribe(self.on_raw_message, shard_channels=channels)
 
     def unsubscribe(self) -> None:
-        self.link.unsubscribe(self._on_raw, shard_channels=[
+        self.link.unsubscribe(self.on_raw_message, shard_channels=[
             self.channel, self.response_channel,
             *(self._room_channel(room) for room in self.room_channels)])
         self.room_channels.clear()
@@ -118,12 +115,12 @@ class ShardedRedisAdapter(RedisNamespaceAdapter):
     def room_created(self, room: str) -> None:
         if self.mode != "static" and self.subscribed and self._has_channel(room):
             self.room_channels.add(room)
-            self.link.subscribe(self._on_raw, shard_channels=(self._room_channel(room),))
+            self.link.subscribe(self.on_raw_message, shard_channels=(self._room_channel(room),))
 
     def room_deleted(self, room: str) -> None:
         if room in self.room_channels:
             self.room_channels.discard(room)
-            self.link.unsubscribe(self._on_raw, shard_channels=(self._room_channel(room),))
+            self.link.unsubscribe(self.on_raw_message, shard_channels=(self._room_channel(room),))
 
     # -- out --------------------------------------------------------------------------------------
 
@@ -147,11 +144,3 @@ class ShardedRedisAdapter(RedisNamespaceAdapter):
 
     # -- in ---------------------------------------------------------------------------------------
 
-    def _on_raw(self, channel: bytes, payload: bytes) -> None:
-        try:
-            message = unpack(payload)
-        except ValueError:
-            log.debug("ignoring a malformed message on %r", channel)
-            return
-        if isinstance(message, dict):
-            self.on_message(message)

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from .redis_link import _RECONNECT_MAX, _RECONNECT_MIN, LINK_ERRORS, RedisLink
+from .redis_link import LINK_ERRORS, RECONNECT_MAX, RedisLink
 
 log = logging.getLogger("sockjet.adapters")
 
@@ -205,18 +205,10 @@ class StreamWriter:
                 log.exception("a callback of the Redis stream writer failed")
 
     async def _until_commands_work(self) -> None:
-        delay = _RECONNECT_MIN
-        while not self._closed:
-            await asyncio.sleep(delay)
-            try:
-                await self.link.client.ping()
-            except LINK_ERRORS:
-                delay = min(delay * 2, _RECONNECT_MAX)
-                continue
+        if not self._closed and await self.link.until_redis_answers():
             self._fail([])  # what came meanwhile (nothing, unless a part came back first)
             self.ok = True
             await self.link.part_ready()
-            return
 
     async def close(self) -> None:
         """Send what waits (for two seconds at most, while Redis answers), then stop."""
@@ -285,9 +277,9 @@ class StreamReader:
             except ResponseError as exc:  # Redis answers, but no: the key is not a stream...
                 if not refused:
                     log.error("cannot read the Redis stream %r at %s: %s; trying again every "
-                              "%s s", self.stream, self.link.where, exc, _RECONNECT_MAX)
+                              "%s s", self.stream, self.link.where, exc, RECONNECT_MAX)
                 refused = True
-                await asyncio.sleep(_RECONNECT_MAX)
+                await asyncio.sleep(RECONNECT_MAX)
                 continue
             except LINK_ERRORS as exc:
                 self.ok = False
@@ -307,17 +299,9 @@ class StreamReader:
                 self._seen(entry_id)
 
     async def _until_redis_answers(self) -> None:
-        delay = _RECONNECT_MIN
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.link.client.ping()
-            except LINK_ERRORS:
-                delay = min(delay * 2, _RECONNECT_MAX)
-                continue
+        if await self.link.until_redis_answers():
             self.ok = True
             await self.link.part_ready()
-            return
 
     async def close(self) -> None:
         if self._task is not None:

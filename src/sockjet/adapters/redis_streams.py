@@ -251,12 +251,12 @@ class StreamsNamespaceAdapter(RedisNamespaceAdapter):
 
     def subscribe(self) -> None:
         self.factory.namespaces[self.nsp.name] = self
-        self.link.subscribe(self._on_raw, channels=[self.channel, self.response_channel])
+        self.link.subscribe(self.on_raw_message, channels=[self.channel, self.response_channel])
 
     def unsubscribe(self) -> None:
         if self.factory.namespaces.get(self.nsp.name) is self:
             del self.factory.namespaces[self.nsp.name]
-        self.link.unsubscribe(self._on_raw, channels=[self.channel, self.response_channel])
+        self.link.unsubscribe(self.on_raw_message, channels=[self.channel, self.response_channel])
 
     async def server_count(self) -> int:
         return await self.link.subscribers(self.channel)
@@ -330,14 +330,6 @@ class StreamsNamespaceAdapter(RedisNamespaceAdapter):
 
     # -- in ---------------------------------------------------------------------------------------
 
-    def _on_raw(self, channel: bytes, payload: bytes) -> None:
-        try:
-            message = unpack(payload)
-        except ValueError:
-            log.debug("ignoring a malformed message on %r", channel)
-            return
-        if isinstance(message, dict):
-            self.on_message(message)
 
     def on_entry(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
         """An entry of the stream for this namespace, in order."""
