@@ -11,6 +11,9 @@ from typing import Any
 
 from ..bindings import process, runner
 
+#: environment variable giving ``sockjet demo --client-js`` a default
+CLIENT_JS_ENV = "SOCKJET_DEMO_CLIENT_JS"
+
 
 def load(spec: str) -> Any:
     """Import ``module:attribute`` (attribute may be dotted)."""
@@ -69,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_bind(demo_cmd)
     demo_cmd.add_argument("--page-port", type=int, default=None,
                           help="port of the chat page (default: --port + 1)")
+    demo_cmd.add_argument("--client-js", metavar="PATH",
+                          help="a socket.io-client browser bundle (e.g. node_modules/socket.io-"
+                               "client/dist/socket.io.min.js) the API serves at /socket.io/"
+                               "socket.io.js for the page, which otherwise loads it from the "
+                               f"socket.io CDN (needs internet access); default: ${CLIENT_JS_ENV}")
 
     doctor_cmd = commands.add_parser(
         "doctor", help="check, as a browser would, that a page on --origin can use the server")
@@ -87,20 +95,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return _doctor(args)
+    client_js = None
+    if args.command == "demo":
+        source = "--client-js" if args.client_js else f"${CLIENT_JS_ENV}"
+        args.client_js = args.client_js or os.environ.get(CLIENT_JS_ENV) or None
+        if args.client_js is not None:
+            from .demo import read_client_js
+
+            try:
+                client_js = read_client_js(args.client_js)
+            except ValueError as exc:  # before anything listens: the demo does not start
+                print(f"sockjet demo: {source} {exc}", file=sys.stderr)
+                return 2
     logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else 5,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
-        from .demo import create_demo
+        from .demo import CDN_CLIENT_JS, CLIENT_JS_PATH, create_demo
 
         page_port = args.page_port if args.page_port is not None else args.port + 1
         try:
-            app, sockets = create_demo(args.host, args.port, page_port)
+            app, sockets = create_demo(args.host, args.port, page_port, client_js)
         except OSError as exc:
             raise SystemExit(f"sockjet: cannot listen on {args.host}: {exc}") from None
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        if client_js is None:
+            client = (f"the page loads the Socket.IO client from {CDN_CLIENT_JS} (the browser "
+                      "needs internet access; without it, use --client-js PATH)")
+        else:
+            client = (f"the page loads the Socket.IO client from http://{shown}:{args.port}"
+                      f"{CLIENT_JS_PATH} ({args.client_js}, {len(client_js)} bytes)")
         print(f"sockjet chat demo: open http://{shown}:{page_port}/ in a browser\n"
               f"  Socket.IO API on http://{shown}:{args.port}/socket.io/ accepts that page's "
-              f"origin (cross-origin); Ctrl+C to stop", flush=True)
+              f"origin (cross-origin); Ctrl+C to stop\n  {client}", flush=True)
         runner.run(app, host=args.host, port=args.port, sockets=sockets,
                    log_level=args.log_level)
         return 0

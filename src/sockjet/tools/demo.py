@@ -2,22 +2,47 @@
 
 The Socket.IO API listens on ``--port`` and the chat page is served from ``--page-port`` (another
 origin), so the browser really exercises the CORS rules: the API lists the page's origins.
+
+The page loads the socket.io-client browser bundle from the socket.io CDN, or, with
+``--client-js PATH``, from the API at ``/socket.io/socket.io.js`` (as Node's ``serveClient``
+does), the file at PATH; sockjet ships no copy of it. When the bundle does not load, the page
+says so and what to do, instead of waiting for ever.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
 import itertools
+import json
+import os
 import socket as socketlib
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
-from ..bindings.asgi import Receive, Scope, Send
+from ..bindings.asgi import ASGIApp, Receive, Scope, Send
 from ..server import Server
 from ..socketio.socket import Socket
 
 HISTORY = 50
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+#: where the page loads the client bundle from without ``--client-js``
+CDN_CLIENT_JS = "https://cdn.socket.io/4.8.1/socket.io.min.js"
+#: where the API serves the ``--client-js`` bundle, as Node's ``serveClient`` does
+CLIENT_JS_PATH = "/socket.io/socket.io.js"
+#: seconds the page waits for the bundle before saying that it is still loading
+CLIENT_JS_PATIENCE = 10
+NPM_BUNDLE = "node_modules/socket.io-client/dist/socket.io.min.js"
+_CDN_HELP = (
+    "Without internet access, stop the demo and start it again with "
+    "`sockjet demo --client-js PATH`, PATH being a socket.io-client browser bundle on this "
+    f"machine (`npm i socket.io-client` installs one at {NPM_BUNDLE}); or give this browser "
+    "internet access.")
+_LOCAL_HELP = (
+    "Check that the demo is still running and that `sockjet demo --client-js PATH` names a "
+    f"socket.io-client browser bundle (`npm i socket.io-client` installs one at {NPM_BUNDLE}).")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sockjet chat demo</title>
@@ -26,23 +51,44 @@ PAGE = """<!doctype html>
  body{font:15px system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}
  #log{border:1px solid #ccc;height:22rem;overflow-y:auto;padding:.5rem;margin:.5rem 0}
  #log p{margin:.2rem 0} .sys{color:#777;font-style:italic} form{display:flex;gap:.5rem}
- input[name=text]{flex:1} #status{font-size:.85rem;color:#555}
+ input[name=text]{flex:1} #status{font-size:.85rem;color:#555;white-space:pre-line}
+ #status.error{font-size:1rem;color:#b00020;border:1px solid #b00020;padding:.5rem}
 </style></head><body>
 <h1>sockjet chat</h1>
-<p id="status">connecting to __API__ …</p>
+<p id="status">loading the Socket.IO client …</p>
 <form id="join"><input name="nick" placeholder="your name" required maxlength="32">
 <button>Join</button></form>
 <div id="log"></div>
 <form id="say" hidden><input name="text" autocomplete="off" maxlength="500"
  placeholder="message"><button>Send</button></form>
 <p id="typing" class="sys"></p>
-<!-- the official client; any socket.io-client 2.x-4.x bundle works -->
-<script src="https://cdn.socket.io/4.8.1/socket.io.min.js"></script>
 <script>
-const API = "__API__";
+// the chat needs the client bundle below: when it fails to load (no internet access for the CDN,
+// a wrong --client-js file...), say so and what to do, rather than wait for ever
+const CLIENT = __CLIENT__;
+const clientFailed = (why) => { const status = document.querySelector("#status");
+  status.className = "error";
+  status.textContent =
+    `The Socket.IO client ${why}; the chat cannot start without it.\n${CLIENT.help}`;
+  document.querySelector("#join").hidden = true; };
+const clientTimer = setTimeout(() => clientFailed(
+  `is still loading from ${CLIENT.url} after ${CLIENT.patience} s`), CLIENT.patience * 1000);
+</script>
+<!-- the official client; any socket.io-client 2.x-4.x bundle works -->
+<script src="__CLIENT_SRC__" onerror="window.clientError = true"></script>
+<script>
+const API = __API__;
 const $ = (s) => document.querySelector(s);
 const log = (text, cls) => { const p = document.createElement("p"); p.textContent = text;
   if (cls) p.className = cls; $("#log").append(p); $("#log").scrollTop = 1e9; };
+clearTimeout(clientTimer);
+if (typeof io !== "function") {
+  clientFailed(window.clientError ? `could not be loaded from ${CLIENT.url}`
+    : `loaded from ${CLIENT.url} but did not define io() (not a socket.io-client bundle?)`);
+} else { chat(); }
+function chat() {
+$("#status").className = ""; $("#join").hidden = false;
+$("#status").textContent = `connecting to ${API} …`;
 const socket = io(API, { withCredentials: true });
 socket.on("connect", () => { $("#status").textContent =
   `connected to ${API} (cross-origin) over ${socket.io.engine.transport.name}`;
@@ -63,6 +109,7 @@ $("#join").onsubmit = async (e) => { e.preventDefault();
 $("#say").onsubmit = (e) => { e.preventDefault(); const text = e.target.text.value.trim();
   if (text) socket.emit("chat", text); e.target.text.value = ""; };
 $("#say").text.oninput = () => socket.volatile.emit("typing");
+}
 </script></body></html>
 """
 
@@ -119,13 +166,87 @@ def create_chat(origins: Any = None) -> Server:
     return io
 
 
-def create_demo(host: str = "127.0.0.1", port: int = 3000,
-                page_port: int | None = None) -> tuple[Any, list[socketlib.socket]]:
-    """The demo ASGI app and the listening sockets (API port, page port)."""
+def read_client_js(path: str | os.PathLike[str]) -> bytes:
+    """The content of the client bundle file ``path`` (read once, when the demo starts).
+
+    Raises ``ValueError`` with a message for the user when it is missing, not a file, unreadable
+    or empty."""
+    file = Path(path).expanduser()
+    hint = (f"expected a socket.io-client browser bundle such as {NPM_BUNDLE} "
+            "(from `npm i socket.io-client`)")
+    if not file.exists():
+        raise ValueError(f"{path}: no such file; {hint}")
+    if not file.is_file():
+        raise ValueError(f"{path}: not a file; {hint}")
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not content:
+        raise ValueError(f"{path}: the file is empty; {hint}")
+    return content
+
+
+class ClientBundle:
+    """Serves a socket.io-client bundle at ``/socket.io/socket.io.js`` in front of the Socket.IO
+    app, as Node's ``serveClient`` does: ``application/javascript``, an ETag, and
+    ``Cache-Control: no-cache`` (the browser may keep it, but asks whether it changed: 304)."""
+
+    def __init__(self, app: ASGIApp, bundle: bytes) -> None:
+        self.app = app
+        self.engine = app.engine  # what the runners look for on a served app
+        self.bundle = bundle
+        self.etag = f'"{hashlib.sha256(bundle).hexdigest()[:32]}"'
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != CLIENT_JS_PATH:
+            return await self.app(scope, receive, send)
+        headers = [(b"etag", self.etag.encode()), (b"cache-control", b"no-cache")]
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body = 405, b"Method Not Allowed"
+            headers = [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")]
+        elif self._not_modified(scope):
+            status, body = 304, b""
+        else:
+            status, body = 200, self.bundle
+            headers += [(b"content-type", b"application/javascript; charset=utf-8"),
+                        (b"x-content-type-options", b"nosniff")]
+        if status != 304:
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body",
+                    "body": b"" if scope["method"] == "HEAD" else body})
+
+    def _not_modified(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name.lower() == b"if-none-match":
+                tags = value.decode("latin-1").split(",")
+                tags = [tag.strip().removeprefix("W/") for tag in tags]
+                if "*" in tags or self.etag in tags:
+                    return True
+        return False
+
+
+def render_page(api: str, client_src: str | None = None) -> bytes:
+    """The chat page for the API at ``api``, loading the client bundle from ``client_src`` (the
+    API's ``/socket.io/socket.io.js``) or, without it, from the CDN."""
+    src = client_src or CDN_CLIENT_JS
+    client = {"url": src, "help": _LOCAL_HELP if client_src else _CDN_HELP,
+              "patience": CLIENT_JS_PATIENCE}
+    return (PAGE.replace("__API__", json.dumps(api))
+            .replace("__CLIENT_SRC__", html.escape(src))
+            .replace("__CLIENT__", json.dumps(client).replace("</", "<\\/"))).encode()
+
+
+def create_demo(host: str = "127.0.0.1", port: int = 3000, page_port: int | None = None,
+                client_js: bytes | None = None) -> tuple[Any, list[socketlib.socket]]:
+    """The demo ASGI app and the listening sockets (API port, page port). ``client_js``: a
+    socket.io-client bundle the API serves at ``/socket.io/socket.io.js`` for the page (else the
+    page loads it from the CDN)."""
     page_port = port + 1 if page_port is None else page_port
     io = create_chat(demo_origins(host, (port, page_port)))
     api = f"http://{'127.0.0.1' if host in _WILDCARD_HOSTS else host}:{port}"
-    page = PAGE.replace("__API__", api).encode()
+    page = render_page(api, api + CLIENT_JS_PATH if client_js is not None else None)
 
     async def page_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -140,8 +261,11 @@ def create_demo(host: str = "127.0.0.1", port: int = 3000,
                                  else b"text/plain")]})
         await send({"type": "http.response.body", "body": page if found else b"Not Found"})
 
+    app: Any = io.asgi_app(page_app)
+    if client_js is not None:
+        app = ClientBundle(app, client_js)
     sockets = [_listen(host, port), _listen(host, page_port)]
-    return io.asgi_app(page_app), sockets
+    return app, sockets
 
 
 def _listen(host: str, port: int) -> socketlib.socket:
