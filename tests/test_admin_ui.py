@@ -126,7 +126,8 @@ async def test_login_gives_a_session_then_config_and_every_socket() -> None:
             User(url, auth={"user": "ann"}) as ann, \
             Watcher(url) as ui:
         (session,) = await ui.next("session")
-        assert re.fullmatch(r"[0-9a-f]{16}", session) and session in admin.sessions
+        assert re.fullmatch(r"[0-9a-f]+\.[0-9a-f]{16}\.[0-9a-f]{32}", session)
+        assert admin.session_valid(session)
         (config,) = await ui.next("config")
         assert config == {"supportedFeatures": ALL_FEATURES}
         (sockets,) = await ui.next("all_sockets")
@@ -149,6 +150,23 @@ async def test_login_gives_a_session_then_config_and_every_socket() -> None:
         async with Watcher(url, auth={"sessionId": session}) as again:
             await again.next("config")
             assert again.of("session") == []
+
+
+def test_session_ids_are_signed_and_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = sockjet.instrument(sockjet.Server(), auth=AUTH)
+    session = admin.new_session()
+    assert admin.session_valid(session)
+    # any server with the same credentials takes it (a cluster, worker processes, a restart)
+    assert sockjet.instrument(sockjet.Server(), auth=AUTH).session_valid(session)
+    other = bcrypt.hashpw(b"other", bcrypt.gensalt(4)).decode()
+    assert not sockjet.instrument(sockjet.Server(), auth={**AUTH, "password": other}) \
+        .session_valid(session)
+    body, _, mac = session.rpartition(".")
+    forged = f"{int(body.split('.')[0], 16) + 1:x}.{body.split('.')[1]}.{mac}"
+    for bad in (forged, session[:-1], "", 42, None, "a.b", "zz.00.00"):
+        assert not admin.session_valid(bad)
+    monkeypatch.setattr(admin_module, "SESSION_DURATION", 0)
+    assert not admin.session_valid(session)
 
 
 @pytest.mark.parametrize("auth", [
@@ -418,6 +436,9 @@ async def test_every_server_of_a_cluster_reports_and_commands_reach_them_all() -
             far = await stack.enter_async_context(User(url_b, transports=["websocket"]))
             far_id = far.id
             ui = await stack.enter_async_context(Watcher(url_a))
+            (session,) = await ui.next("session")
+            async with Watcher(url_b, auth={"sessionId": session}) as there:  # same credentials
+                await there.next("config")
             await ui.next("server_stats", lambda s: s["serverId"] == "alpha")
             await ui.next("server_stats", lambda s: s["serverId"] == "beta")
             (sockets,) = await ui.next("all_sockets")

@@ -2,8 +2,9 @@
 sockets coming and going, of room changes and of the events sent to sockets.
 
 A server has at most one observer (:meth:`SocketServer.observe`); each namespace keeps a
-reference to it, which the places that report test once per call. A server nobody observes
-pays that test only: nothing per packet sent or per recipient of a broadcast."""
+reference to it, which the places that report test once per call (an emit, a broadcast, a room
+change, a connection). A server nobody observes pays that one test: no call, no allocation,
+nothing per recipient of a broadcast, nothing in the engine."""
 
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ session class the engine uses only then, and the development-mode reports from a
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -49,6 +51,10 @@ log = logging.getLogger("sockjet.admin")
 
 #: seconds between two ``server_stats`` reports (as the Node package)
 STATS_INTERVAL = 2.0
+
+#: how long a login's session id lets the UI back in without the password (seconds; the Node
+#: package's Redis store keeps them as long)
+SESSION_DURATION = 86400
 
 #: the features the UI knows, in the order the Node package lists them
 COMMAND_FEATURES = ("EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT")
@@ -189,8 +195,6 @@ class AdminUI:
         #: the admin namespace
         self.nsp: Namespace = io.of(namespace)
         self.events = EventBuffer()
-        #: the session ids given to logged-in UIs (a UI reconnects with one)
-        self.sessions: set[str] = set()
         self._issued: WeakKeyDictionary[Socket, str] = WeakKeyDictionary()
         self.features = [] if self.read_only else list(COMMAND_FEATURES)
         self.features.append("AGGREGATED_EVENTS")
@@ -277,19 +281,40 @@ class AdminUI:
     async def _authenticate(self, socket: Socket) -> None:
         assert self._credentials is not None
         auth = socket.handshake.auth
-        session_id = auth.get("sessionId")
-        if isinstance(session_id, str) and session_id in self.sessions:
-            return
         username, hashed = self._credentials
+        if self.session_valid(auth.get("sessionId")):
+            return
         password = auth.get("password")
         if auth.get("username") == username and isinstance(password, str):
             if await asyncio.to_thread(_password_matches, password, hashed):
-                session_id = secrets.token_hex(8)
-                self.sessions.add(session_id)
-                self._issued[socket] = session_id
+                self._issued[socket] = self.new_session()
                 return
         log.info("Admin UI login refused (from %s)", socket.handshake.address)
         raise ConnectionRefused("invalid credentials")
+
+    def _session_key(self) -> bytes:
+        assert self._credentials is not None
+        username, hashed = self._credentials
+        return hashlib.sha256(b"sockjet admin session\0" + username.encode() + b"\0"
+                              + hashed).digest()
+
+    def new_session(self) -> str:
+        """A session id for a UI that logged in: signed with the credentials, so that every
+        server (or worker process) configured with them accepts it, for
+        :data:`SESSION_DURATION` seconds, with nothing stored."""
+        body = f"{int(time.time()):x}.{secrets.token_hex(8)}"
+        mac = hmac.new(self._session_key(), body.encode(), "sha256").hexdigest()[:32]
+        return f"{body}.{mac}"
+
+    def session_valid(self, session_id: Any) -> bool:
+        if not isinstance(session_id, str) or session_id.count(".") != 2:
+            return False
+        body, _, mac = session_id.rpartition(".")
+        expected = hmac.new(self._session_key(), body.encode(), "sha256").hexdigest()[:32]
+        if not hmac.compare_digest(mac, expected):
+            return False
+        issued = int(body.split(".", 1)[0], 16)
+        return 0 <= time.time() - issued < SESSION_DURATION
 
     # -- the UI's connection ---------------------------------------------------------------------
 
