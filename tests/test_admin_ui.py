@@ -123,8 +123,9 @@ async def running(**instrument_options: Any) -> AsyncIterator[tuple[str, sockjet
 
 async def test_login_gives_a_session_then_config_and_every_socket() -> None:
     async with running(server_id="alpha") as (url, io, admin), \
-            User(url, auth={"user": "ann"}) as ann, \
-            Watcher(url) as ui:
+            User(url, auth={"user": "ann"}) as ann:
+        io.of("/").sockets[ann.id].data.update(tags={"a"}, when=Path("/x"), deep={1: [(2,)]})
+        ui = await Watcher(url).__aenter__()
         (session,) = await ui.next("session")
         assert re.fullmatch(r"[0-9a-f]+\.[0-9a-f]{16}\.[0-9a-f]{32}", session)
         assert admin.session_valid(session)
@@ -133,7 +134,9 @@ async def test_login_gives_a_session_then_config_and_every_socket() -> None:
         (sockets,) = await ui.next("all_sockets")
         by_id = {s["id"]: s for s in sockets}
         mine = by_id[ann.id]
-        assert mine["nsp"] == "/" and mine["data"] == {"user": "ann"}
+        assert mine["nsp"] == "/"
+        # made plain for JSON: sets as lists, keys as text, other objects as their str()
+        assert mine["data"] == {"user": "ann", "tags": ["a"], "when": "/x", "deep": {"1": [[2]]}}
         assert mine["rooms"] == [ann.id]
         engine_sid = io.of("/").sockets[ann.id].conn.engine.sid
         assert mine["clientId"] == engine_sid[:12]
@@ -150,6 +153,7 @@ async def test_login_gives_a_session_then_config_and_every_socket() -> None:
         async with Watcher(url, auth={"sessionId": session}) as again:
             await again.next("config")
             assert again.of("session") == []
+        await ui.__aexit__()
 
 
 def test_session_ids_are_signed_and_expire(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,6 +319,11 @@ async def test_sockets_rooms_and_events_are_reported_as_they_happen() -> None:
                                                                           ["echo", "HI"]))
             io.to("lobby").emit("news", 1)  # a broadcast: one report per recipient
             await ui.next("event_sent", lambda n, i, a, d: (i, a) == (sid, ["news", 1]))
+            ann.client.on("q", lambda n: n + 1)
+            assert await io.of("/").sockets[sid].emit_with_ack("q", 1) == 2
+            assert await io.timeout(5).emit_with_ack("q", 2) == [3]
+            await ui.next("event_sent", lambda n, i, a, d: (i, a) == (sid, ["q", 1]))
+            await ui.next("event_sent", lambda n, i, a, d: (i, a) == (sid, ["q", 2]))
             ann.client.emit("leave", "lobby")
             await ui.next("room_left", lambda n, r, i, d: (n, r, i) == ("/", "lobby", sid))
             (update,) = await ui.next("socket_updated", lambda u: u["id"] == sid)
@@ -390,6 +399,21 @@ async def test_read_only_refuses_every_command() -> None:
         await asyncio.sleep(0.3)
         assert ann.got == [] and ann.client.connected
         assert "team" not in io.of("/").adapter.socket_rooms(ann.id)
+
+
+async def test_instrumenting_a_server_that_already_serves() -> None:
+    """Namespaces made before, dynamic children included, are watched too; the reports start
+    at once."""
+    io = sockjet.Server()
+    io.of(re.compile(r"/room-\d+"))
+    async with serve(io) as url, User(url, nsp="/room-1") as early:
+        sockjet.instrument(io, auth=False, server_id="late")
+        async with Watcher(url, auth=None) as ui:
+            (sockets,) = await ui.next("all_sockets")
+            assert early.id in {s["id"] for s in sockets}
+            await ui.next("server_stats", lambda s: s["serverId"] == "late")
+            early.client.emit("hello")
+            await ui.next("event_received", lambda n, i, a, d: (n, a) == ("/room-1", ["hello"]))
 
 
 async def test_another_namespace_name_and_a_dynamic_namespace() -> None:

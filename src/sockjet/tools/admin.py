@@ -214,6 +214,9 @@ class AdminUI:
         io.engine.on("connection", self._on_raw_connection)
         if self.development:
             io.observe(self)
+            for nsp in io.namespaces.values():  # sockets already there (a server serving)
+                for socket in list(nsp.sockets.values()):
+                    self._watch(socket)
         io.engine.startup_hooks.append(self._start)
         io.engine.shutdown_hooks.append(self._stop)
         try:
@@ -426,11 +429,15 @@ class AdminUI:
             log.exception("cannot send %s to the Admin UI", event)
 
     def socket_connected(self, socket: Socket) -> None:
+        self._watch(socket)
+        self._report("socket_connected", self.serialize(socket, socket.nsp.name), now_iso())
+
+    def _watch(self, socket: Socket) -> None:
+        """Report what ``socket`` receives and its transport's upgrade."""
         engine = socket.conn.engine
         if isinstance(socket.data, dict):  # for other servers' fetch_sockets, as in Node
             socket.data["_admin"] = {"clientId": engine.sid[:12],
                                      "transport": engine.transport}
-        self._report("socket_connected", self.serialize(socket, socket.nsp.name), now_iso())
         if socket.nsp is not self.nsp:
             socket.on_any(partial(self._received, socket))
         engine.on("upgrade", partial(self._upgraded, socket))
