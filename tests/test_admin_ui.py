@@ -433,52 +433,97 @@ async def test_another_namespace_name_and_a_dynamic_namespace() -> None:
 # -- several servers ------------------------------------------------------------------------------
 
 
-async def test_every_server_of_a_cluster_reports_and_commands_reach_them_all() -> None:
-    """Two servers on sockjet's inter-worker adapter: a UI logged in on the first sees the
-    stats of both, the sockets of both (with their clients and transports), and its commands
-    reach the sockets of the second."""
+@asynccontextmanager
+async def two_servers(kind: str) -> AsyncIterator[list[tuple[sockjet.Server, str]]]:
+    """Two instrumented servers, "alpha" and "beta", on one of sockjet's cross-server adapters:
+    the inter-worker link (in this process) or Redis."""
     import tempfile
 
     from sockjet.adapters.workers import WorkerLink
 
-    fast = {"requests_timeout": 2.0, "heartbeat_interval": 0.1, "heartbeat_timeout": 1.0}
-    with tempfile.TemporaryDirectory(prefix="sj-") as directory:
-        async with AsyncExitStack() as stack:
-            servers = []
-            for index, name in enumerate(("alpha", "beta")):
-                link = WorkerLink(index, 2, directory, **fast)
+    async with AsyncExitStack() as stack:
+        if kind == "redis":
+            from redisutil import redis_server
+
+            redis = await stack.enter_async_context(redis_server())
+        else:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="sj-"))
+        servers = []
+        for index, name in enumerate(("alpha", "beta")):
+            if kind == "redis":
+                io = sockjet.Server(adapter=sockjet.RedisAdapter(redis.url,
+                                                                 requests_timeout=2.0))
+            else:
+                link = WorkerLink(index, 2, directory, requests_timeout=2.0,
+                                  heartbeat_interval=0.1, heartbeat_timeout=1.0)
                 io = sockjet.Server(adapter=link.adapter)
-                io.on("connection", lambda s: s.join("everyone"))
-                sockjet.instrument(io, auth=AUTH, server_id=name)
                 await link.start()
                 stack.push_async_callback(link.close)
-                url = await stack.enter_async_context(serve(io))
-                servers.append((io, url))
-            await eventually(lambda: all(len(io.of(n).adapter.servers) == 1  # type: ignore[attr-defined]
-                                         for io, _ in servers for n in ("/", "/admin")))
-            (_, url_a), (io_b, url_b) = servers
-            far = await stack.enter_async_context(User(url_b, transports=["websocket"]))
-            far_id = far.id
-            ui = await stack.enter_async_context(Watcher(url_a))
-            (session,) = await ui.next("session")
-            async with Watcher(url_b, auth={"sessionId": session}) as there:  # same credentials
-                await there.next("config")
-            await ui.next("server_stats", lambda s: s["serverId"] == "alpha")
-            await ui.next("server_stats", lambda s: s["serverId"] == "beta")
-            (sockets,) = await ui.next("all_sockets")
-            remote = next(s for s in sockets if s["id"] == far.id)
-            engine = io_b.of("/").sockets[far.id].conn.engine
-            assert remote["clientId"] == engine.sid[:12] and remote["transport"] == "websocket"
-            assert sorted(remote["rooms"]) == sorted([far.id, "everyone"])
-            near = await stack.enter_async_context(User(url_b))
-            await ui.next("socket_connected", lambda s, d: s["id"] == near.id)
-            ui.emit("emit", "/", "everyone", "hi-all")
-            await eventually(lambda: ("hi-all", []) in far.got and ("hi-all", []) in near.got)
-            ui.emit("join", "/", "vip", far.id)
-            await ui.next("room_joined", lambda n, r, i, d: (r, i) == ("vip", far.id))
-            ui.emit("_disconnect", "/", False, far.id)
-            await eventually(lambda: far.reasons == ["io server disconnect"])
-            await ui.next("socket_disconnected", lambda n, i, r, d: i == far_id)
+            io.on("connection", lambda s: s.join("everyone"))
+            sockjet.instrument(io, auth=AUTH, server_id=name)
+            servers.append((io, await stack.enter_async_context(serve(io))))
+
+        async def both_know() -> bool:
+            counts = [await io.of(n).adapter.server_count()
+                      for io, _ in servers for n in ("/", "/admin")]
+            return counts == [2, 2, 2, 2]
+
+        for _ in range(200):
+            if await both_know():
+                break
+            await asyncio.sleep(0.02)
+        yield servers
+
+
+@pytest.mark.parametrize("kind", ["workers", "redis"])
+async def test_every_server_of_a_cluster_reports_and_commands_reach_them_all(kind: str) -> None:
+    """Two servers on one of sockjet's cross-server adapters: a UI logged in on the first sees
+    the stats of both, the sockets of both (with their clients and transports), and its
+    commands reach the sockets of the second; its session lets it into the second too."""
+    async with two_servers(kind) as servers, AsyncExitStack() as stack:
+        (_, url_a), (io_b, url_b) = servers
+        far = await stack.enter_async_context(User(url_b, transports=["websocket"]))
+        far_id = far.id
+        ui = await stack.enter_async_context(Watcher(url_a))
+        (session,) = await ui.next("session")
+        async with Watcher(url_b, auth={"sessionId": session}) as there:  # same credentials
+            await there.next("config")
+        await ui.next("server_stats", lambda s: s["serverId"] == "alpha")
+        await ui.next("server_stats", lambda s: s["serverId"] == "beta")
+        (sockets,) = await ui.next("all_sockets")
+        remote = next(s for s in sockets if s["id"] == far.id)
+        engine = io_b.of("/").sockets[far.id].conn.engine
+        assert remote["clientId"] == engine.sid[:12] and remote["transport"] == "websocket"
+        assert sorted(remote["rooms"]) == sorted([far.id, "everyone"])
+        near = await stack.enter_async_context(User(url_b))
+        await ui.next("socket_connected", lambda s, d: s["id"] == near.id)
+        ui.emit("emit", "/", "everyone", "hi-all")
+        await eventually(lambda: ("hi-all", []) in far.got and ("hi-all", []) in near.got)
+        ui.emit("join", "/", "vip", far.id)
+        await ui.next("room_joined", lambda n, r, i, d: (r, i) == ("vip", far.id))
+        ui.emit("_disconnect", "/", False, far.id)
+        await eventually(lambda: far.reasons == ["io server disconnect"])
+        await ui.next("socket_disconnected", lambda n, i, r, d: i == far_id)
+
+
+async def test_every_worker_process_reports(tmp_path: Path) -> None:
+    """``sockjet run app:io --workers 2``: each worker is a server of its own in the UI
+    (``hostname#pid``), and the UI sees the sockets of both through the inter-worker adapter."""
+    from test_workers import workers_serving
+
+    (tmp_path / "app.py").write_text(
+        "import sockjet\n"
+        "io = sockjet.Server()\n"
+        f"sockjet.instrument(io, auth={AUTH!r})\n")
+    async with workers_serving(tmp_path, "app:io", 2) as (url, proc), AsyncExitStack() as stack:
+        users = [await stack.enter_async_context(User(url)) for _ in range(6)]
+        ui = await stack.enter_async_context(Watcher(url))
+        (sockets,) = await ui.next("all_sockets")
+        assert {u.id for u in users} <= {s["id"] for s in sockets}
+        await eventually(lambda: len({s[0]["serverId"] for s in ui.of("server_stats")}) == 2, 6)
+        ids = {s[0]["serverId"]: s[0]["pid"] for s in ui.of("server_stats")}
+        assert all(server_id.endswith(f"#{pid}") for server_id, pid in ids.items())
+        assert proc.pid not in ids.values()  # the workers', not the supervisor's
 
 
 # -- in a browser: the Admin UI's own build ---------------------------------------------------
