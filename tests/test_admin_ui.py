@@ -171,6 +171,10 @@ def test_session_ids_are_signed_and_expire(monkeypatch: pytest.MonkeyPatch) -> N
         assert not admin.session_valid(bad)
     monkeypatch.setattr(admin_module, "SESSION_DURATION", 0)
     assert not admin.session_valid(session)
+    open_ui = sockjet.instrument(sockjet.Server(), auth=False)
+    assert not open_ui.session_valid(session)
+    with pytest.raises(RuntimeError):
+        open_ui.new_session()
 
 
 @pytest.mark.parametrize("auth", [

@@ -209,11 +209,8 @@ class SocketServer:
         if self.observer is not None:
             raise RuntimeError("this server is already observed")
         self.observer = observer
-        for nsp in (*self._nsps.values(), *self._parents):
+        for nsp in (*self._nsps.values(), *self._parents):  # dynamic children are in _nsps
             nsp.observer = observer
-        for parent in self._parents:
-            for child in parent.children.values():
-                child.observer = observer
 
     @property
     def adapter_factory(self) -> AdapterFactory:

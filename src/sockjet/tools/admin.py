@@ -296,7 +296,8 @@ class AdminUI:
         raise ConnectionRefused("invalid credentials")
 
     def _session_key(self) -> bytes:
-        assert self._credentials is not None
+        if self._credentials is None:
+            raise RuntimeError("no sessions without auth")
         username, hashed = self._credentials
         return hashlib.sha256(b"sockjet admin session\0" + username.encode() + b"\0"
                               + hashed).digest()
@@ -310,7 +311,8 @@ class AdminUI:
         return f"{body}.{mac}"
 
     def session_valid(self, session_id: Any) -> bool:
-        if not isinstance(session_id, str) or session_id.count(".") != 2:
+        if (self._credentials is None or not isinstance(session_id, str)
+                or session_id.count(".") != 2):
             return False
         body, _, mac = session_id.rpartition(".")
         expected = hmac.new(self._session_key(), body.encode(), "sha256").hexdigest()[:32]
