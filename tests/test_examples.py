@@ -188,3 +188,40 @@ async def test_redis_chat_and_notify_examples(monkeypatch: pytest.MonkeyPatch) -
                                                   ("server", "deployed")])
             for client in (ann, bob):
                 await client.disconnect()
+
+
+async def test_admin_ui_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Admin UI logs in with the password whose hash the example is given, sees the
+    sockets; the hosted UI's origin may connect with credentials, other origins may not."""
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"my password", bcrypt.gensalt(4)).decode()
+    monkeypatch.setenv("ADMIN_PASSWORD_HASH", hashed)
+    monkeypatch.delenv("ADMIN_MODE", raising=False)
+    monkeypatch.delenv("ADMIN_READ_ONLY", raising=False)
+    io = load("admin_ui.py").io
+    async with serve(io) as url:
+        r = await status(url, "https://admin.socket.io")
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://admin.socket.io"
+        assert r.headers["access-control-allow-credentials"] == "true"
+        assert (await status(url, "https://evil.example")).status_code == 403
+        user = sockjet.AsyncClient(url, auth={"name": "ann"}, reconnection=False)
+        await user.connect()
+        got: dict[str, Any] = {}
+        ui = sockjet.AsyncClient(url + "/admin", reconnection=False,
+                                 auth={"username": "admin", "password": "my password"})
+        ui.on_any(lambda event, *args: got.setdefault(event, args))
+        await ui.connect()
+        await eventually(lambda: "all_sockets" in got)
+        assert "ALL_EVENTS" in got["config"][0]["supportedFeatures"]
+        assert {"id": user.id, "nsp": "/", "name": "ann"} in [
+            {"id": s["id"], "nsp": s["nsp"], "name": s["data"].get("name")}
+            for s in got["all_sockets"][0]]
+        await ui.disconnect()
+        wrong = sockjet.AsyncClient(url + "/admin", reconnection=False,
+                                    auth={"username": "admin", "password": "guess"})
+        with pytest.raises(sockjet.ConnectError, match="invalid credentials"):
+            await wrong.connect()
+        await wrong.disconnect()
+        await user.disconnect()

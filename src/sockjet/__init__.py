@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .socketio.namespace import Namespace
     from .socketio.operator import BroadcastOperator
     from .socketio.socket import Handshake, Socket
+    from .tools.admin import AdminUI, instrument
 
 __version__ = "0.1.0"
 
@@ -80,6 +81,8 @@ _WHERE = {
     "Disconnected": ".exceptions",
     "ConnectError": ".exceptions",
     "ConnectionFailed": ".exceptions",
+    "instrument": ".tools.admin",
+    "AdminUI": ".tools.admin",
 }
 
 __all__ = [
@@ -87,6 +90,7 @@ __all__ = [
     "AckTimeout",
     "Adapter",
     "AdapterError",
+    "AdminUI",
     "AsyncClient",
     "BlockingRedisEmitter",
     "BroadcastOperator",
@@ -116,6 +120,7 @@ __all__ = [
     "SockjetError",
     "WorkerAdapter",
     "WorkerLink",
+    "instrument",
     "run",
     "same_origin",
     "serve",

@@ -30,6 +30,7 @@ class InMemoryAdapter(Adapter):
         own = self.sids.get(sid)
         if own is None:
             own = self.sids[sid] = set()
+        observer = self.nsp.observer
         for room in rooms:
             if room not in own:
                 own.add(room)
@@ -39,22 +40,28 @@ class InMemoryAdapter(Adapter):
                     self.room_created(room)
                 else:
                     members.add(sid)
+                if observer is not None:
+                    observer.room_joined(self.nsp, room, sid)
 
     def delete(self, sid: str, room: str) -> None:
         own = self.sids.get(sid)
         if own is not None:
             own.discard(room)
         members = self.rooms.get(room)
-        if members is not None:
+        if members is not None and sid in members:
             members.discard(sid)
             if not members:
                 del self.rooms[room]
                 self.room_deleted(room)
+            observer = self.nsp.observer
+            if observer is not None:
+                observer.room_left(self.nsp, room, sid)
 
     def delete_all(self, sid: str) -> None:
         own = self.sids.pop(sid, None)
         if not own:
             return
+        observer = self.nsp.observer
         for room in own:
             members = self.rooms.get(room)
             if members is not None:
@@ -62,6 +69,8 @@ class InMemoryAdapter(Adapter):
                 if not members:
                     del self.rooms[room]
                     self.room_deleted(room)
+                if observer is not None:
+                    observer.room_left(self.nsp, room, sid)
 
     def room_created(self, room: str) -> None:
         """A room has its first socket (Node's ``create-room``): a hook for subclasses."""
@@ -115,6 +124,9 @@ class InMemoryAdapter(Adapter):
         targets = self.select(opts)
         if not targets:
             return
+        observer = self.nsp.observer
+        if observer is not None:
+            observer.event_sent(self.nsp, [socket.id for socket in targets], data)
         if offset is None:
             text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
             prepared = Prepared([text, *attachments])
@@ -138,6 +150,9 @@ class InMemoryAdapter(Adapter):
         targets = self.select(opts)
         if not targets:
             return []
+        observer = self.nsp.observer
+        if observer is not None:
+            observer.event_sent(self.nsp, [socket.id for socket in targets], data)
         ack_id = self.nsp.next_ack_id()
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
         prepared = Prepared([text, *attachments])

@@ -120,6 +120,10 @@ class Engine(HasHandlers):
                         "pass origins=[...] to list the sites allowed to use this server")
         self.path = normalise_path(path)
         self.sessions: dict[str, EngineSocket] = {}
+        #: the class of each new session: a subclass may watch what its sessions carry (the
+        #: Admin UI instrumentation counts packets and bytes that way), so that a server nobody
+        #: watches pays nothing per packet
+        self.session_class: type[EngineSocket] = EngineSocket
         #: makes the id of each new session (the worker processes of one server tag theirs)
         self.new_sid: Callable[[], str] = new_sid
         #: the event loop serving this engine (known once it serves; used for thread-safe calls)
@@ -156,8 +160,8 @@ class Engine(HasHandlers):
         self.loop = asyncio.get_running_loop()
         handshake = Handshake(sid, upgrades, self.ping_interval, self.ping_timeout,
                               self.max_http_buffer_size).encode()
-        socket = EngineSocket(sid, engine_protocol, request, b64, handshake,
-                              self._session_config, self.invoker, self.forget)
+        socket = self.session_class(sid, engine_protocol, request, b64, handshake,
+                                    self._session_config, self.invoker, self.forget)
         self.sessions[sid] = socket
         self.invoker.emit(self.handlers, "connection", socket)
         return socket

@@ -11,6 +11,7 @@ from .adapter import Adapter, BroadcastAcks, BroadcastOptions
 from .operator import BroadcastOperator, check_event_name
 
 if TYPE_CHECKING:
+    from .observer import Observer
     from .server import SocketServer
     from .socket import Socket
 
@@ -35,6 +36,8 @@ class Namespace:
         self._ack_ids = 0
         #: connections running this namespace's middlewares (a child is not removed meanwhile)
         self._connecting = 0
+        #: the server's observer (:meth:`SocketServer.observe`), or ``None``
+        self.observer: Observer | None = server.observer
         self.adapter: Adapter
         self.use_adapter(adapter_factory)
 

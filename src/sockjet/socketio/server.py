@@ -19,6 +19,7 @@ from ..engine.server import Engine, new_sid
 from ..engine.session import EngineSocket
 from ..exceptions import ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, Namespace, ParentNamespace
+from .observer import Observer
 from .operator import BroadcastOperator
 from .recovery import Restored, recovery_options
 from .socket import Handshake, Socket
@@ -171,6 +172,8 @@ class SocketServer:
         #: connection state recovery (``None``: off)
         self.recovery = recovery_options(connection_state_recovery)
         self._adapter_factory = adapter
+        #: what watches this server (:meth:`observe`), or ``None``
+        self.observer: Observer | None = None
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         #: whether a binding serves this server (adapters made from then on are initialised
@@ -199,6 +202,15 @@ class SocketServer:
             self._parents.append(parent)
             return parent
         raise TypeError("namespace must be a name, a compiled regex or a callable")
+
+    def observe(self, observer: Observer) -> None:
+        """Tell ``observer`` of the sockets, rooms and outgoing events of every namespace, those
+        made later included (one observer per server: :class:`RuntimeError` for a second)."""
+        if self.observer is not None:
+            raise RuntimeError("this server is already observed")
+        self.observer = observer
+        for nsp in (*self._nsps.values(), *self._parents):  # dynamic children are in _nsps
+            nsp.observer = observer
 
     @property
     def adapter_factory(self) -> AdapterFactory:

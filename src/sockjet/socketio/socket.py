@@ -154,7 +154,11 @@ class Socket(HasHandlers):
         if callback is not None:
             ack_id = self.nsp.next_ack_id()
             self.acks.add(ack_id, callback)
-        text, attachments = sio.encode(sio.EVENT, self.nsp.name, [event, *args], ack_id)
+        data = [event, *args]
+        observer = self.nsp.observer
+        if observer is not None:
+            observer.event_sent(self.nsp, [self.id], data)
+        text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
         return self.conn.send(text, attachments)
 
     def send(self, *args: Any, callback: Callable[..., Any] | None = None) -> bool:
@@ -170,7 +174,11 @@ class Socket(HasHandlers):
         waiter = AckWaiter()
         ack_id = self.nsp.next_ack_id()
         self.acks.add(ack_id, waiter)
-        text, attachments = sio.encode(sio.EVENT, self.nsp.name, [event, *args], ack_id)
+        data = [event, *args]
+        observer = self.nsp.observer
+        if observer is not None:
+            observer.event_sent(self.nsp, [self.id], data)
+        text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
         if not self.conn.send(text, attachments):
             self.acks.discard(ack_id)
             raise Disconnected(f"socket {self.id} is not connected")
@@ -240,6 +248,9 @@ class Socket(HasHandlers):
         nsp.adapter.add_all(self.id, (self.id, *self._rooms_back))
         self._rooms_back = []
         self.conn.attach(self)
+        observer = nsp.observer
+        if observer is not None:
+            observer.socket_connected(self)
         nsp.dispatch("connection", self)
 
     def receive(self, packet: sio.SocketIOPacket) -> None:
@@ -269,6 +280,9 @@ class Socket(HasHandlers):
         self.nsp.adapter.delete_all(self.id)
         self.conn.detach(self)
         self.acks.fail(f"socket {self.id} disconnected")
+        observer = self.nsp.observer
+        if observer is not None:
+            observer.socket_disconnected(self, reason)
         invoker.emit(self.handlers, "disconnect", reason)
         self.handlers.clear()  # break reference cycles with application closures
         self._any.clear()
