@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +33,9 @@ CREDENTIALS = {"username": "admin", "password": PASSWORD}
 ALL_FEATURES = ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT",
                 "AGGREGATED_EVENTS", "ALL_EVENTS"]
 ISO_DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-IMAGES = Path(__file__).parent.parent / "docs" / "images"
+#: where the screenshots of the docs are refreshed, when SOCKJET_DOC_SCREENSHOTS=1 asks for it
+#: (else they go to the test's temporary directory, and the working tree stays as it was)
+DOC_IMAGES = Path(__file__).parent.parent / "docs" / "images"
 
 
 class Watcher:
@@ -564,19 +567,21 @@ def static_files(root: Path) -> Any:
     return app
 
 
-async def test_the_admin_ui_in_a_browser() -> None:
+async def test_the_admin_ui_in_a_browser(tmp_path: Path) -> None:
     """Chromium runs the UI of ``@socket.io/admin-ui``, served from another origin than the
     server (CORS with credentials, as the hosted UI needs): a wrong password is refused, the
     right one logs in; the server, its v2 and v4 sockets (polling and WebSocket) and their
     rooms show; a room joined and a disconnect clicked in the UI, and an emit sent over the
-    UI's connection, reach the clients. Screenshots go to docs/images/."""
+    UI's connection, reach the clients. Screenshots go to docs/images/ with
+    ``SOCKJET_DOC_SCREENSHOTS=1``."""
     from nodepeers import NodeClients
 
     page_port = free_port()
     io, _ = app({"cors": sockjet.CORS(origin=[f"http://127.0.0.1:{page_port}"],
                                       credentials=True)}, server_id="sockjet-demo")
     io.on("connection", lambda socket: socket.join(f"user:{socket.handshake.query.get('n')}"))
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    images = DOC_IMAGES if os.environ.get("SOCKJET_DOC_SCREENSHOTS") == "1" else tmp_path
+    images.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(serve(io))
         page = await stack.enter_async_context(serve(static_files(ui_dist()), port=page_port))
@@ -587,7 +592,7 @@ async def test_the_admin_ui_in_a_browser() -> None:
             ids[name] = await clients.connect(name, url, version=version, transport=transport,
                                               opts={"query": {"n": name}})
         chat = await clients.connect("v4-chat", url, nsp="/chat")
-        shots = {name: str(IMAGES / f"admin-ui{suffix}.png") for name, suffix in (
+        shots = {name: str(images / f"admin-ui{suffix}.png") for name, suffix in (
             ("sockets", ""), ("dashboard", "-dashboard"), ("socket", "-socket"),
             ("refused", "-login-refused"))}
         config = {"ui": page + "/", "server": url, "password": PASSWORD, "ids": ids,
