@@ -441,6 +441,34 @@ async def test_a_post_that_ends_its_session_gives_the_reason_and_logs_the_cause(
     assert len(lines) == 1 and cause.lower() in lines[0].lower(), lines
 
 
+@pytest.mark.parametrize(("case", "cause"), [
+    ("overlapping poll", "overlapping"),
+    ("client gone while the poll waits", "aborted"),
+])
+async def test_a_poll_that_ends_its_session_gives_the_reason_and_logs_the_cause(
+        case: str, cause: str, caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer()
+    closed: list[str] = []
+    engine.on("connection", lambda socket: socket.on("close", closed.append))
+    sid = json.loads((await get(engine, pq())).body[1:])["sid"]
+    caplog.set_level(logging.DEBUG, logger="sockjet.engine")
+    first = InProcRequest("GET", pq(sid))
+    waiting = asyncio.ensure_future(engine.handle_request(first))
+    session = engine.sessions[sid]
+    await eventually(lambda: session.poll_pending)
+    if case == "overlapping poll":
+        response = await get(engine, pq(sid))
+        assert response.status == 400 and json.loads(response.body)["code"] == 3
+        assert (await asyncio.wait_for(waiting, 2)).body == b"1"  # the close packet
+    else:
+        first.gone.set()
+        await asyncio.wait_for(waiting, 2)  # answered, though nobody reads it
+    assert closed == ["transport error"] and engine.sessions == {}
+    lines = [r.getMessage() for r in caplog.records if r.name == "sockjet.engine"
+             and r.getMessage().startswith(f"session {sid} closed: transport error (")]
+    assert len(lines) == 1 and cause in lines[0].lower(), lines
+
+
 async def test_an_oversize_post_is_answered_413_in_plain_text() -> None:
     engine = EngineServer(max_http_buffer_size=10)
     sid = json.loads((await get(engine, pq())).body[1:])["sid"]
