@@ -233,6 +233,40 @@ async def test_accept_encoding_wildcard_explicit_q_and_other_parameters(
     assert json.loads(zlib.decompress(response.body, wbits)[1:])["sid"] in engine.sessions
 
 
+async def _poll_carrying(message: str, accept: str, **options: Any) -> Any:
+    """The poll that carries ``message`` on a new session of ``EngineServer(**options)``."""
+    engine = EngineServer(**options)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    await get(engine, pq())  # carries the open packet
+    assert sockets[0].send(message)
+    return await engine.handle_request(
+        InProcRequest("GET", pq(sockets[0].sid), headers={"accept-encoding": accept}))
+
+
+@pytest.mark.parametrize(("options", "size", "compressed"), [
+    ({"http_compression": {"threshold": 10}}, 10, True),  # from the threshold up
+    ({"http_compression": {"threshold": 10}}, 9, False),
+    ({"http_compression": False}, 5000, False),
+])
+async def test_polls_are_compressed_from_the_threshold_up_unless_compression_is_off(
+        options: dict[str, Any], size: int, compressed: bool) -> None:
+    response = await _poll_carrying("x" * (size - 1), "gzip", **options)
+    headers = {name.lower(): value for name, value in response.headers}
+    body = zlib.decompress(response.body, 16 + zlib.MAX_WBITS) if compressed else response.body
+    assert body == b"4" + b"x" * (size - 1)
+    assert headers.get("content-encoding") == ("gzip" if compressed else None)
+    # caches must key compressed answers on Accept-Encoding (field names: any case)
+    vary = headers.get("vary")
+    assert (vary.lower() if vary else None) == ("accept-encoding" if compressed else None)
+
+
+async def test_gzip_polls_carry_no_timestamp() -> None:
+    # as Node's zlib: MTIME 0, so that the same payload compresses to the same bytes
+    response = await _poll_carrying("y" * 2000, "gzip", http_compression={"threshold": 10})
+    assert response.body[:2] == b"\x1f\x8b" and response.body[4:8] == b"\x00" * 4
+
+
 # -- JSONP ----------------------------------------------------------------------------------------
 
 
