@@ -336,10 +336,39 @@ async def test_a_closed_session_is_not_writable() -> None:
     socket = sockets[0]
     assert socket.writable
     socket.close()
+    assert socket.state == "closed"
     assert not socket.writable  # volatile packets are dropped, nothing is queued
     assert socket.send("late") is False and socket.buffered == 0
     await asyncio.wait_for(task, 2)
     assert ws.closed
+
+
+async def test_a_graceful_close_is_not_cut_short_by_a_later_cause() -> None:
+    # the first reason wins: a shutdown while the close waits for its poll changes nothing
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    closed: list[str] = []
+    engine.on("connection", lambda socket: (sockets.append(socket),
+                                            socket.on("close", closed.append)))
+    await get(engine, pq())  # carries the open packet
+    socket = sockets[0]
+    assert socket.send("last words")
+    socket.close()
+    await engine.shutdown()
+    assert socket.close_reason == "forced close" and closed == ["forced close"]
+    assert (await get(engine, pq(socket.sid))).body == b"4last words"
+    assert (await get(engine, pq(socket.sid))).body == b"1"
+    assert engine.sessions == {}
+
+
+async def test_a_connection_handler_may_queue_exactly_queue_limit_bytes() -> None:
+    # a polling session counts its queue from zero (the open packet is not a message)
+    engine = EngineServer(queue_high_water=1, queue_limit=6)
+    accepted: list[bool] = []
+    engine.on("connection", lambda socket: accepted.append(socket.send("hello")))  # 6 bytes
+    opened = await get(engine, pq())
+    assert accepted == [True]
+    assert opened.body.startswith(b"0{") and opened.body.endswith(b"\x1e4hello")
 
 
 async def test_a_ping_that_overflows_the_queue_closes_and_keeps_nothing_alive() -> None:
