@@ -1,8 +1,9 @@
 """The Engine.IO server and its CORS policy at their edges, in process (tests/inproc.py):
 option checks, ``same_origin`` without a Host header, preflight handlers that return nonsense,
-the bounded refusal log, cookie attributes left out, ``Accept-Encoding`` q-values, and sessions
-that receive packets they have no use for or overflow while pinging. Each test fails if the
-behaviour it names were missing or wrong."""
+the bounded refusal log, cookie attributes left out, ``Accept-Encoding`` negotiation, JSONP
+posts, sessions that receive packets they have no use for or overflow while pinging, POSTs that
+end their session, and WebSocket sessions opened directly or by an upgrade. Each test fails if
+the behaviour it names were missing or wrong."""
 
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import weakref
 import zlib
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from conftest import eventually
-from inproc import InProcRequest, InProcWebSocket, get
+from inproc import InProcRequest, InProcWebSocket, get, post
 
 import sockjet
 from sockjet import CORS, EngineServer, EngineSocket
+from sockjet.codecs import engineio as eio
 from sockjet.engine.notices import LogOnce
+from sockjet.exceptions import ClientGone
 
 
 def pq(sid: str | None = None, eio: int = 4) -> dict[str, str]:
@@ -196,6 +201,7 @@ async def test_cookie_attributes_can_be_left_out(cookie: dict[str, Any], attribu
     ("gzip;q=abc", None),  # an unreadable q-value refuses the coding
     ("gzip;q=abc, deflate", "deflate"),
     ("gzip;q=0.5, deflate;q=x", "gzip"),
+    ("gzip;q=0=1", None),  # not a number either (Node reads the 0 before the second "=")
 ])
 async def test_unreadable_q_values_count_as_zero(accept: str, encoding: str | None) -> None:
     engine = EngineServer(http_compression={"threshold": 0})
@@ -209,6 +215,83 @@ async def test_unreadable_q_values_count_as_zero(accept: str, encoding: str | No
     elif encoding == "gzip":
         body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
     assert json.loads(body[1:])["sid"] in engine.sessions
+
+
+@pytest.mark.parametrize(("accept", "encoding"), [
+    ("*", "gzip"),  # any coding will do: gzip
+    ("br, *;q=0.5", "gzip"),
+    ("gzip;q=1, deflate", "gzip"),  # an explicit q=1 ties with the implied one: the first wins
+    ("gzip;level=9;q=0, deflate", "deflate"),  # the q-value found among other parameters
+])
+async def test_accept_encoding_wildcard_explicit_q_and_other_parameters(
+        accept: str, encoding: str) -> None:
+    engine = EngineServer(http_compression={"threshold": 0})
+    response = await engine.handle_request(
+        InProcRequest("GET", pq(), headers={"accept-encoding": accept}))
+    assert response is not None and header(response, "content-encoding") == encoding
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    assert json.loads(zlib.decompress(response.body, wbits)[1:])["sid"] in engine.sessions
+
+
+async def _poll_carrying(message: str, accept: str, **options: Any) -> Any:
+    """The poll that carries ``message`` on a new session of ``EngineServer(**options)``."""
+    engine = EngineServer(**options)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    await get(engine, pq())  # carries the open packet
+    assert sockets[0].send(message)
+    return await engine.handle_request(
+        InProcRequest("GET", pq(sockets[0].sid), headers={"accept-encoding": accept}))
+
+
+@pytest.mark.parametrize(("options", "size", "compressed"), [
+    ({"http_compression": {"threshold": 10}}, 10, True),  # from the threshold up
+    ({"http_compression": {"threshold": 10}}, 9, False),
+    ({"http_compression": False}, 5000, False),
+])
+async def test_polls_are_compressed_from_the_threshold_up_unless_compression_is_off(
+        options: dict[str, Any], size: int, compressed: bool) -> None:
+    response = await _poll_carrying("x" * (size - 1), "gzip", **options)
+    headers = {name.lower(): value for name, value in response.headers}
+    body = zlib.decompress(response.body, 16 + zlib.MAX_WBITS) if compressed else response.body
+    assert body == b"4" + b"x" * (size - 1)
+    assert headers.get("content-encoding") == ("gzip" if compressed else None)
+    # caches must key compressed answers on Accept-Encoding (field names: any case)
+    vary = headers.get("vary")
+    assert (vary.lower() if vary else None) == ("accept-encoding" if compressed else None)
+
+
+async def test_gzip_polls_carry_no_timestamp() -> None:
+    # as Node's zlib: MTIME 0, so that the same payload compresses to the same bytes
+    response = await _poll_carrying("y" * 2000, "gzip", http_compression={"threshold": 10})
+    assert response.body[:2] == b"\x1f\x8b" and response.body[4:8] == b"\x00" * 4
+
+
+# -- JSONP ----------------------------------------------------------------------------------------
+
+
+async def test_jsonp_polls_and_form_posts_carry_v3_payloads() -> None:
+    # engine.io-client 3 without XHR: j=<n> on every request, polls answered with a script
+    # (binary in base64, whatever b64 says), POSTs a form field "d=<escaped v3 payload>"
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    received: list[str | bytes] = []
+    engine.on("connection", lambda socket: (sockets.append(socket),
+                                            socket.on("message", received.append)))
+    query = {**pq(eio=3), "j": "0"}
+    _, opened = eio.jsonp_unwrap((await get(engine, query)).body.decode())
+    sid = re.search(r'"sid":"([^"]+)"', opened).group(1)  # type: ignore[union-attr]
+    query["sid"] = sid
+    packet = "4é & d=1\nnext"
+    form = "d=" + quote(eio.jsonp_escape(f"{len(packet)}:{packet}"), safe="")
+    response = await engine.handle_request(InProcRequest(
+        "POST", query, form.encode(), {"content-type": "application/x-www-form-urlencoded"}))
+    assert response is not None and (response.status, response.body) == (200, b"ok")
+    assert received == ["é & d=1\nnext"]
+    assert sockets[0].send(b"\x00\x01") and sockets[0].send("text")
+    poll = await get(engine, query)
+    assert header(poll, "content-type") == "text/javascript; charset=UTF-8"
+    assert poll.body == b'___eio[0]("6:b4AAE=5:4text");'
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -253,10 +336,39 @@ async def test_a_closed_session_is_not_writable() -> None:
     socket = sockets[0]
     assert socket.writable
     socket.close()
+    assert socket.state == "closed"
     assert not socket.writable  # volatile packets are dropped, nothing is queued
     assert socket.send("late") is False and socket.buffered == 0
     await asyncio.wait_for(task, 2)
     assert ws.closed
+
+
+async def test_a_graceful_close_is_not_cut_short_by_a_later_cause() -> None:
+    # the first reason wins: a shutdown while the close waits for its poll changes nothing
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    closed: list[str] = []
+    engine.on("connection", lambda socket: (sockets.append(socket),
+                                            socket.on("close", closed.append)))
+    await get(engine, pq())  # carries the open packet
+    socket = sockets[0]
+    assert socket.send("last words")
+    socket.close()
+    await engine.shutdown()
+    assert socket.close_reason == "forced close" and closed == ["forced close"]
+    assert (await get(engine, pq(socket.sid))).body == b"4last words"
+    assert (await get(engine, pq(socket.sid))).body == b"1"
+    assert engine.sessions == {}
+
+
+async def test_a_connection_handler_may_queue_exactly_queue_limit_bytes() -> None:
+    # a polling session counts its queue from zero (the open packet is not a message)
+    engine = EngineServer(queue_high_water=1, queue_limit=6)
+    accepted: list[bool] = []
+    engine.on("connection", lambda socket: accepted.append(socket.send("hello")))  # 6 bytes
+    opened = await get(engine, pq())
+    assert accepted == [True]
+    assert opened.body.startswith(b"0{") and opened.body.endswith(b"\x1e4hello")
 
 
 async def test_a_ping_that_overflows_the_queue_closes_and_keeps_nothing_alive() -> None:
@@ -333,3 +445,199 @@ async def test_handler_tasks_that_end_well_or_are_cancelled_log_nothing(
     await asyncio.wait_for(task, 2)
     assert waiting.cancelled() and len(finished) == 1
     assert errors(caplog) == []
+
+
+# -- POSTs that end their session -----------------------------------------------------------------
+
+
+class HeldPost(InProcRequest):
+    """A POST whose body is still arriving until ``arrived`` is set (``gone``: whose client
+    goes away before the body ends)."""
+
+    def __init__(self, query: dict[str, str], gone: bool = False) -> None:
+        super().__init__("POST", query, b"4late")
+        self.arrived = asyncio.Event()
+        self.client_gone = gone
+
+    async def read_body(self, limit: int) -> bytes:
+        if self.client_gone:
+            raise ClientGone
+        await self.arrived.wait()
+        return await super().read_body(limit)
+
+
+@pytest.mark.parametrize(("case", "status", "reason", "cause"), [
+    ("overlapping POST", 400, "transport error", "overlapping"),
+    ("body over max_http_buffer_size", 413, "transport error", "max_http_buffer_size"),
+    ("client gone before the body ended", 400, "transport error", "aborted"),
+    ("undecodable body", 400, "parse error", "unknown packet type '9'"),
+    ("ping from the client", 200, "transport error", "ping from the side"),
+])
+async def test_a_post_that_ends_its_session_gives_the_reason_and_logs_the_cause(
+        case: str, status: int, reason: str, cause: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer(max_http_buffer_size=10)
+    closed: list[str] = []
+    engine.on("connection", lambda socket: socket.on("close", closed.append))
+    sid = json.loads((await get(engine, pq())).body[1:])["sid"]
+    caplog.set_level(logging.DEBUG, logger="sockjet.engine")
+    if case == "overlapping POST":
+        first = HeldPost(pq(sid))
+        pending = asyncio.ensure_future(engine.handle_request(first))
+        session = engine.sessions[sid]
+        await eventually(lambda: session.post_pending)
+        response = await post(engine, pq(sid), b"4second")
+        first.arrived.set()
+        await asyncio.wait_for(pending, 2)  # its packets are not taken: the session is closed
+    elif case == "client gone before the body ended":
+        # nobody reads this answer; what matters is that the session ends, and no exception
+        response = await engine.handle_request(HeldPost(pq(sid), gone=True))
+    else:
+        body = {"body over max_http_buffer_size": b"4" + b"x" * 10,
+                "undecodable body": b"9nope", "ping from the client": b"2"}[case]
+        response = await post(engine, pq(sid), body)
+    assert response is not None and response.status == status
+    assert closed == [reason] and engine.sessions == {}
+    # the debug line "session <sid> closed: <reason> (<cause>)" says why (docs/server.md)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sockjet.engine"
+             and r.getMessage().startswith(f"session {sid} closed: {reason} (")]
+    assert len(lines) == 1 and cause.lower() in lines[0].lower(), lines
+
+
+@pytest.mark.parametrize(("case", "cause"), [
+    ("overlapping poll", "overlapping"),
+    ("client gone while the poll waits", "aborted"),
+])
+async def test_a_poll_that_ends_its_session_gives_the_reason_and_logs_the_cause(
+        case: str, cause: str, caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer()
+    closed: list[str] = []
+    engine.on("connection", lambda socket: socket.on("close", closed.append))
+    sid = json.loads((await get(engine, pq())).body[1:])["sid"]
+    caplog.set_level(logging.DEBUG, logger="sockjet.engine")
+    first = InProcRequest("GET", pq(sid))
+    waiting = asyncio.ensure_future(engine.handle_request(first))
+    session = engine.sessions[sid]
+    await eventually(lambda: session.poll_pending)
+    if case == "overlapping poll":
+        response = await get(engine, pq(sid))
+        assert response.status == 400 and json.loads(response.body)["code"] == 3
+        assert (await asyncio.wait_for(waiting, 2)).body == b"1"  # the close packet
+    else:
+        first.gone.set()
+        await asyncio.wait_for(waiting, 2)  # answered, though nobody reads it
+    assert closed == ["transport error"] and engine.sessions == {}
+    lines = [r.getMessage() for r in caplog.records if r.name == "sockjet.engine"
+             and r.getMessage().startswith(f"session {sid} closed: transport error (")]
+    assert len(lines) == 1 and cause in lines[0].lower(), lines
+
+
+async def test_an_oversize_post_is_answered_413_in_plain_text() -> None:
+    engine = EngineServer(max_http_buffer_size=10)
+    sid = json.loads((await get(engine, pq())).body[1:])["sid"]
+    response = await post(engine, pq(sid), b"4" + b"x" * 10)
+    # header names, media types and charsets are case-insensitive in HTTP
+    headers = {name.lower(): value for name, value in response.headers}
+    assert headers["content-type"].lower() == "text/plain; charset=utf-8"
+    assert (response.status, response.body) == (413, b"Payload Too Large")  # docs/engine.md
+
+
+async def test_a_session_cut_off_over_queue_limit_logs_the_cause(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer(queue_high_water=1, queue_limit=8)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    await get(engine, pq())  # carries the open packet
+    caplog.set_level(logging.DEBUG, logger="sockjet.engine")
+    socket = sockets[0]
+    assert socket.send("1234567")  # 8 bytes: at the limit
+    assert not socket.send("x")
+    assert socket.buffered == 0  # what was queued is dropped with the session
+    lines = [r.getMessage() for r in caplog.records if r.name == "sockjet.engine"
+             and r.getMessage().startswith(f"session {socket.sid} closed: transport error (")]
+    assert len(lines) == 1 and "queue_limit" in lines[0].lower(), lines
+
+
+async def test_a_poll_waiting_when_a_send_passes_queue_limit_is_answered() -> None:
+    engine = EngineServer(queue_high_water=1, queue_limit=8)
+    sockets: list[EngineSocket] = []
+    closed: list[str] = []
+    engine.on("connection", lambda socket: (sockets.append(socket),
+                                            socket.on("close", closed.append)))
+    await get(engine, pq())  # carries the open packet
+    socket = sockets[0]
+    waiting = asyncio.ensure_future(get(engine, pq(socket.sid)))
+    await eventually(lambda: socket.poll_pending)
+    assert not socket.send("x" * 20)  # over queue_limit: cut off
+    response = await asyncio.wait_for(waiting, 2)
+    assert response.status == 200
+    assert closed == ["transport error"] and engine.sessions == {}
+
+
+# -- WebSocket: direct and upgraded sessions ------------------------------------------------------
+
+
+async def probed(engine: EngineServer, eio: int = 4, b64: str | None = None
+                 ) -> tuple[EngineSocket, InProcWebSocket, asyncio.Future[None]]:
+    """A polling session (``b64``: as asked for in its queries) whose upgrade is half done:
+    the probe answered, the ``5`` not sent yet."""
+    extra = {} if b64 is None else {"b64": b64}
+    opened = (await get(engine, {**pq(eio=eio), **extra})).body.decode()
+    sid = re.search(r'"sid":"([^"]+)"', opened).group(1)  # type: ignore[union-attr]
+    ws = InProcWebSocket({**pq(sid, eio), "transport": "websocket", **extra})
+    task = asyncio.ensure_future(engine.handle_websocket(ws))
+    ws.client_send("2probe")
+    assert await ws.next() == "3probe"
+    return engine.sessions[sid], ws, task
+
+
+async def test_only_a_session_upgraded_from_polling_emits_upgrade() -> None:
+    engine = EngineServer()
+    upgrades: list[tuple[str, str]] = []
+    engine.on("connection", lambda socket: socket.on(
+        "upgrade", lambda: upgrades.append((socket.sid, socket.transport))))
+    direct, direct_task = await ws_session(engine)  # its open packet is out: serving
+    [direct_session] = engine.sessions.values()
+    session, ws, task = await probed(engine)
+    assert upgrades == []
+    ws.client_send("5")
+    await eventually(lambda: upgrades)
+    assert upgrades == [(session.sid, "websocket")]  # once, and not for the direct one
+    assert direct_session.sid != session.sid
+    direct.client_close()
+    ws.client_close()
+    await asyncio.wait_for(asyncio.gather(direct_task, task), 2)
+
+
+@pytest.mark.parametrize(("eio", "b64", "binary"), [
+    (4, None, b"\x01\x02"),
+    (4, "1", b"\x01\x02"),  # v4: raw binary frames over WebSocket whatever b64 says
+    (3, None, b"\x04\x01\x02"),
+    (3, "1", "b4AQI="),  # v3 clients that asked for base64
+    (3, "true", "b4AQI="),
+])
+async def test_packets_queued_during_an_upgrade_follow_in_the_websocket_encoding(
+        eio: int, b64: str | None, binary: str | bytes) -> None:
+    engine = EngineServer()
+    session, ws, task = await probed(engine, eio, b64)
+    assert session.send(b"\x01\x02") and session.send("text")  # still polling: queued
+    ws.client_send("5")
+    assert await ws.next() == binary
+    assert await ws.next() == "4text"
+    assert session.send(b"\x01\x02")  # and what is sent after the switch, likewise
+    assert await ws.next() == binary
+    ws.client_close()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_a_second_upgrade_while_one_is_in_progress_is_closed_at_once() -> None:
+    engine = EngineServer()
+    session, first, task = await probed(engine)
+    second = InProcWebSocket(first.query)
+    await asyncio.wait_for(engine.handle_websocket(second), 2)
+    assert second.closed and second.drain() == [None]  # not even a probe answer
+    first.client_send("5")  # the first upgrade goes on
+    await eventually(lambda: session.transport == "websocket")
+    assert session.send("on the first") and await first.next() == "4on the first"
+    first.client_close()
+    await asyncio.wait_for(task, 2)

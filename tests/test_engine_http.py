@@ -328,6 +328,7 @@ async def test_overlapping_post_closes_session() -> None:
         await eventually(lambda: session.post_pending)  # the first body is arriving
         assert_error(await c.post(q(sid), content=b"4x"), 3)
         assert rec.engine.sessions == {}
+        assert [reason for _, reason, _ in rec.closed] == ["transport error"]
         writer.close()
 
 
@@ -396,7 +397,9 @@ async def test_oversize_post_is_413_and_closes_only_that_session() -> None:
         sid, _, _ = await handshake(c, url)
         other, _, _ = await handshake(c, url)
         r = await c.post(q(sid), content=b"4" + b"x" * 1000)
-        assert r.status_code == 413
+        assert (r.status_code, r.text) == (413, "Payload Too Large")
+        assert r.headers["content-type"].lower() == "text/plain; charset=utf-8"
+        assert rec.closed[0][:2] == (sid, "transport error")
         assert_error(await c.get(q(sid)), 1)
         ok = "4" + "é" * 499  # 999 bytes
         assert (await c.post(q(other), content=ok.encode())).text == "ok"

@@ -11,7 +11,7 @@ import time
 import pytest
 import websockets
 from conftest import eventually, serve
-from inproc import InProcWebSocket
+from inproc import InProcWebSocket, get
 from rawclient import TEXT, RawConnection, frame, request
 
 import sockjet
@@ -45,7 +45,9 @@ async def test_session_enforces_max_http_buffer_size_itself(message: str | bytes
     # session itself closes with 1009 above the limit
     engine = EngineServer(max_http_buffer_size=100)
     received: list[str | bytes] = []
-    engine.on("connection", lambda s: s.on("message", received.append))
+    closed: list[str] = []
+    engine.on("connection", lambda s: (s.on("message", received.append),
+                                       s.on("close", closed.append)))
     ws, task = await _ws_session(engine)
     ws.client_send(message)
     if accepted:
@@ -54,8 +56,11 @@ async def test_session_enforces_max_http_buffer_size_itself(message: str | bytes
         assert not ws.closed
         ws.client_close()
     await asyncio.wait_for(task, 2)
-    if not accepted:
-        assert ws.close_code == 1009 and received == []
+    assert engine.sessions == {}  # closed either way, and forgotten
+    if accepted:
+        assert closed == ["transport close"]
+    else:
+        assert ws.close_code == 1009 and received == [] and closed == ["transport error"]
 
 
 # -- queue thresholds on each binding -------------------------------------------------------------
@@ -117,6 +122,23 @@ async def test_a_client_too_far_behind_is_disconnected(binding: str) -> None:
         assert closed == ["transport error"]
         assert socket.sid not in engine.sessions
         conn.close()
+
+
+async def test_prepared_messages_wait_for_the_next_poll_counted_as_sent_ones() -> None:
+    # a broadcast to a polling client with no poll waiting: queued (volatile only if asked),
+    # and its bytes count toward queue_high_water / queue_limit as messages sent one by one
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    for _ in range(2):
+        await get(engine, {"EIO": "4", "transport": "polling"})  # carries the open packet
+    broadcast, one_by_one = sockets
+    assert not broadcast.writable  # no poll waiting
+    assert broadcast.send_prepared(Prepared(["abc", b"\x00\x01"]))
+    assert one_by_one.send("abc") and one_by_one.send(b"\x00\x01")
+    assert broadcast.buffered == one_by_one.buffered == 4 + 3  # a type byte each
+    poll = await get(engine, {"EIO": "4", "transport": "polling", "sid": broadcast.sid})
+    assert poll.body == b"4abc\x1ebAAE="
 
 
 # -- heartbeat timing ----------------------------------------------------------------------------
