@@ -222,6 +222,12 @@ async def test_unreadable_q_values_count_as_zero(accept: str, encoding: str | No
     ("br, *;q=0.5", "gzip"),
     ("gzip;q=1, deflate", "gzip"),  # an explicit q=1 ties with the implied one: the first wins
     ("gzip;level=9;q=0, deflate", "deflate"),  # the q-value found among other parameters
+    # "*" covers only the codings not named (RFC 9110 12.5.3), as in Node's negotiator
+    ("gzip;q=0, *", "deflate"),  # gzip refused by name: not taken back from the wildcard
+    ("*, deflate", "deflate"),  # a named coding before one the wildcard covers
+    ("deflate, gzip", "deflate"),  # a tie between named codings: the first named
+    ("deflate;q=0.5, gzip;q=0.8", "gzip"),  # the higher q-value
+    ("*;q=0.2, gzip;q=0.1", "deflate"),  # gzip's own q-value, deflate the wildcard's
 ])
 async def test_accept_encoding_wildcard_explicit_q_and_other_parameters(
         accept: str, encoding: str) -> None:
@@ -641,3 +647,18 @@ async def test_a_second_upgrade_while_one_is_in_progress_is_closed_at_once() -> 
     assert session.send("on the first") and await first.next() == "4on the first"
     first.client_close()
     await asyncio.wait_for(task, 2)
+
+
+async def test_a_poll_released_by_a_send_still_carries_it_when_the_session_ends_at_once() -> None:
+    """The poll was released by a send and has not resumed when the session ends without
+    grace (a shutdown): its answer carries the message and the close packet, not nothing."""
+    engine = EngineServer()
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    await get(engine, pq())
+    poll = asyncio.ensure_future(engine.handle_request(InProcRequest("GET", pq(sockets[0].sid))))
+    await eventually(lambda: sockets[0].writable)  # the poll waits
+    sockets[0].send("news")
+    await engine.shutdown()
+    response = await poll
+    assert response is not None and response.body == b"4news\x1e1"

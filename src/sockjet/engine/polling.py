@@ -56,9 +56,13 @@ def decode_post(body: bytes, engine_protocol: int, query: Mapping[str, str],
 
 
 def pick_encoding(accept: str) -> str | None:
-    """gzip or deflate per ``Accept-Encoding`` (q-values honoured; gzip preferred on a tie)."""
-    best, best_q = None, 0.0
-    for item in accept.lower().split(","):
+    """gzip or deflate per ``Accept-Encoding``, as Node's engine.io negotiates (RFC 9110): the
+    higher q-value wins; ``*`` stands only for the codings not named; on a tie the one the client
+    named first, then gzip before deflate for those ``*`` covers. ``None``: neither."""
+    named: dict[str, tuple[float, int]] = {}
+    star: float | None = None
+    items = accept.lower().split(",")
+    for index, item in enumerate(items):
         name, _, params = item.strip().partition(";")
         q = 1.0
         for param in params.split(";"):
@@ -69,9 +73,21 @@ def pick_encoding(accept: str) -> str | None:
                 except ValueError:
                     q = 0.0
         name = name.strip()
-        if name in ("gzip", "deflate", "*") and q > best_q:
-            best, best_q = ("gzip" if name == "*" else name), q
-    return best
+        if name in ("gzip", "deflate"):
+            named.setdefault(name, (q, index))
+        elif name == "*" and star is None:
+            star = q
+    best: tuple[float, int, str] | None = None
+    for order, coding in enumerate(("gzip", "deflate")):
+        if coding in named:
+            q, index = named[coding]
+        elif star is not None:
+            q, index = star, len(items) + order
+        else:
+            continue
+        if q > 0 and (best is None or (-q, index) < (best[0], best[1])):
+            best = (-q, index, coding)
+    return None if best is None else best[2]
 
 
 # New objects each time: the server adds CORS headers to the response it is given.

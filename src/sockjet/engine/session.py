@@ -262,9 +262,12 @@ class EngineSocket(EngineProtocol, HasHandlers):
         else:
             self.buffer.append(_CLOSE)
             poll = self._poll
-            if poll is not None and not poll.done():
+            if poll is not None:
+                # the waiting poll carries what is queued and the close packet, then forgets;
+                # also when it was released and has not resumed yet (its answer is still owed)
                 self.state = CLOSING
-                poll.set_result(None)  # the waiting poll carries the close packet, then forgets
+                if not poll.done():
+                    poll.set_result(None)
             elif graceful:
                 self.state = CLOSING
                 self._close_wait = self._loop.call_later(self._config.close_timeout,
