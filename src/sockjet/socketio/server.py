@@ -19,6 +19,7 @@ from ..engine.server import Engine, new_sid
 from ..engine.session import EngineSocket
 from ..exceptions import ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, Namespace, ParentNamespace
+from .observer import SocketIOObserver
 from .operator import BroadcastOperator
 from .recovery import Restored, recovery_options
 from .socket import Handshake, Socket
@@ -170,6 +171,9 @@ class SocketServer:
         self.cleanup_empty_child_namespaces = bool(cleanup_empty_child_namespaces)
         #: connection state recovery (``None``: off)
         self.recovery = recovery_options(connection_state_recovery)
+        #: told of broadcasts and refused CONNECTs (``None``: nothing is reported; see
+        #: :mod:`.observer`)
+        self.observer: SocketIOObserver | None = None
         self._adapter_factory = adapter
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -386,6 +390,7 @@ class SocketServer:
             if nsp is None:
                 if conn.engine.state is SessionState.OPEN:
                     conn.send_connect_error(name, "Invalid namespace")
+                    self._connect_refused("invalid_namespace")
                 return
             nsp.connecting(+1)  # before any await: the namespace stays while we are on our way
             restored = await self._restore(nsp, conn, auth)
@@ -401,10 +406,12 @@ class SocketServer:
                         await result
             except ConnectionRefused as exc:
                 conn.send_connect_error(name, exc.message, exc.data)
+                self._connect_refused("middleware")
                 return
             except Exception:
                 log.exception("connection middleware failed on %s", name)
                 conn.send_connect_error(name, "Internal server error")
+                self._connect_refused("middleware_error")
                 return
             if conn.engine.state is SessionState.OPEN:
                 self._finish_connect(conn, socket, restored.missed if restored else ())
@@ -412,6 +419,11 @@ class SocketServer:
             conn.connecting.discard(name)
             if nsp is not None:
                 nsp.connecting(-1)
+
+    def _connect_refused(self, reason: str) -> None:
+        observer = self.observer
+        if observer is not None:
+            observer.connect_refused(reason)
 
     def _may_restore(self, conn: Connection, auth: dict[str, Any]) -> bool:
         """A protocol 5 client asks for its previous session (Node: ``pid`` and ``offset`` in
