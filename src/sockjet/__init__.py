@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         ProtocolError,
         SockjetError,
     )
+    from .metrics import enable_metrics, metrics_app
     from .server import EngineServer, Server
     from .socketio.adapter import Adapter, BroadcastOptions
     from .socketio.namespace import Namespace
@@ -80,6 +81,8 @@ _WHERE = {
     "Disconnected": ".exceptions",
     "ConnectError": ".exceptions",
     "ConnectionFailed": ".exceptions",
+    "enable_metrics": ".metrics",
+    "metrics_app": ".metrics",
 }
 
 __all__ = [
@@ -116,6 +119,8 @@ __all__ = [
     "SockjetError",
     "WorkerAdapter",
     "WorkerLink",
+    "enable_metrics",
+    "metrics_app",
     "run",
     "same_origin",
     "serve",
