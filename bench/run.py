@@ -65,6 +65,8 @@ SERVERS: dict[str, list[str] | Deployment] = {
     "sockjet-w2": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "2"],
     # connection state recovery on (offsets on every broadcast, the packet log)
     "sockjet-recovery": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "--recovery"],
+    # Prometheus metrics on (sockjet.enable_metrics: counters, fan-out, event-loop lag timer)
+    "sockjet-metrics": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "--metrics"],
     "node-cluster-w2": ["node", str(HERE / "node" / "cluster_server.js"), "PORT", "2"],
     # two servers on one Redis, each with its own port (scenario r1)
     "sockjet-redis": Deployment([PY, str(HERE / "servers" / "sockjet_app.py"), "PORT",

@@ -22,6 +22,7 @@ import pytest
 from conftest import NODE_DIR, eventually, free_port, run_node_json, serve
 
 import sockjet
+from sockjet.socketio.observer import Observers, SocketIOObserver
 from sockjet.tools import admin as admin_module
 from sockjet.tools.admin import EventBuffer, byte_length
 
@@ -226,8 +227,15 @@ def test_the_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     sockjet.instrument(io, auth=False)
     with pytest.raises(RuntimeError, match="already"):
         sockjet.instrument(io, auth=False)
-    with pytest.raises(RuntimeError, match="already"):
+    with pytest.raises(TypeError, match="SocketIOObserver"):
         io.observe(object())  # type: ignore[arg-type]
+    # another observer (the metrics, say) shares the slot: both are told
+    admin, other = io.observer, SocketIOObserver()
+    io.observe(other)
+    assert isinstance(io.observer, Observers) and io.observer.observers == (admin, other)
+    assert io.of("/").observer is io.observer
+    io.observe(other)  # twice is once
+    assert io.observer.observers == (admin, other)
     monkeypatch.setitem(sys.modules, "bcrypt", None)
     with pytest.raises(ImportError, match=r"sockjet\[admin\]"):
         sockjet.instrument(sockjet.Server(), auth=AUTH)

@@ -1,8 +1,9 @@
 """sockjet under its default runner, with the benchmark app (same as bench/node/server.js).
 
-Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] [--recovery] (worker processes: 1
-by default; with ``--redis``, the classic Redis adapter on that Redis: one server of several on
-it; with ``--recovery``, connection state recovery on)."""
+Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] [--recovery] [--metrics] (worker
+processes: 1 by default; with ``--redis``, the classic Redis adapter on that Redis: one server of
+several on it; with ``--recovery``, connection state recovery on; with ``--metrics``, Prometheus
+metrics on, served at /metrics)."""
 
 import asyncio
 import sys
@@ -27,6 +28,9 @@ if "--recovery" in sys.argv:
     sys.argv.remove("--recovery")
     OPTIONS["connection_state_recovery"] = True
 io = sockjet.Server(origins="*", ping_interval=25, ping_timeout=60, **OPTIONS)
+if "--metrics" in sys.argv:
+    sys.argv.remove("--metrics")
+    sockjet.enable_metrics(io, path="/metrics")
 
 
 @io.on("connection")

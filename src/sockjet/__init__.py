@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         ProtocolError,
         SockjetError,
     )
+    from .metrics import enable_metrics, metrics_app
     from .server import EngineServer, Server
     from .socketio.adapter import Adapter, BroadcastOptions
     from .socketio.namespace import Namespace
@@ -83,6 +84,8 @@ _WHERE = {
     "ConnectionFailed": ".exceptions",
     "instrument": ".tools.admin",
     "AdminUI": ".tools.admin",
+    "enable_metrics": ".metrics",
+    "metrics_app": ".metrics",
 }
 
 __all__ = [
@@ -120,7 +123,9 @@ __all__ = [
     "SockjetError",
     "WorkerAdapter",
     "WorkerLink",
+    "enable_metrics",
     "instrument",
+    "metrics_app",
     "run",
     "same_origin",
     "serve",

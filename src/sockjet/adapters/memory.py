@@ -122,7 +122,10 @@ class InMemoryAdapter(Adapter):
         get it as the last argument and protocol 4 clients, which cannot recover, the event as
         it was."""
         targets = self.select(opts)
+        observer = self.nsp.observer  # told once per broadcast, not per socket
         if not targets:
+            if observer is not None:
+                observer.broadcast(0, 0)
             return
         observer = self.nsp.observer
         if observer is not None:
@@ -133,6 +136,8 @@ class InMemoryAdapter(Adapter):
             volatile = opts.volatile
             for socket in targets:
                 socket.conn.engine.send_prepared(prepared, volatile)
+            if observer is not None:
+                observer.broadcast(len(targets), len(prepared.packets))
             return
         encoded: dict[int, Prepared] = {}
         for socket in targets:
@@ -143,12 +148,17 @@ class InMemoryAdapter(Adapter):
                                                [*data, offset] if protocol == 5 else data)
                 variant = encoded[protocol] = Prepared([text, *attachments])
             socket.conn.engine.send_prepared(variant, False)
+        if observer is not None:  # every variant has as many packets (the attachments)
+            observer.broadcast(len(targets), len(next(iter(encoded.values())).packets))
 
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
                            on_ack: BroadcastAcks) -> list[str]:
         # Ack ids are unique per namespace, so one id and one encoding serve every recipient.
         targets = self.select(opts)
+        observer = self.nsp.observer
         if not targets:
+            if observer is not None:
+                observer.broadcast(0, 0)
             return []
         observer = self.nsp.observer
         if observer is not None:
@@ -164,6 +174,8 @@ class InMemoryAdapter(Adapter):
                 sent.append(sid)
             else:
                 socket.acks.discard(ack_id)
+        if observer is not None:
+            observer.broadcast(len(sent), len(prepared.packets))
         return sent
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..engine.observer import EngineObserver
 from ..engine.refusals import error_response
 from ..engine.server import Engine, normalise_path
 from ..engine.transport import Response
@@ -265,7 +266,13 @@ class ASGIApp:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
+        engine = self.engine
+        if engine.routes and kind == "http" and path in engine.routes:
+            return await self._route(path, scope, receive, send)
         if path.startswith(self.path):
+            observer = engine.observer
+            if observer is not None:  # metrics: count what passes
+                receive, send = _counting(observer, receive, send)
             if kind == "http":
                 return await self._http(scope, receive, send)
             if kind == "websocket":
@@ -289,6 +296,15 @@ class ASGIApp:
                 return await self.other_asgi_app(scope, receive, send)
             response = Response(404, [("content-type", "text/plain")], b"Not Found")
         await _write(send, response)
+
+    async def _route(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """One of the engine's other endpoints (:attr:`Engine.routes`)."""
+        try:
+            request = ASGIHTTPRequest(scope, receive)
+        except (UnicodeDecodeError, ValueError):
+            return await _write(send, error_response(3))
+        response = await self.engine.routes[path](request)
+        await _write(send, response, head_only=request.method == "HEAD")
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -333,8 +349,31 @@ class ASGIApp:
                 return
 
 
-async def _write(send: Send, response: Response) -> None:
+async def _write(send: Send, response: Response, head_only: bool = False) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    await send({"type": "http.response.body", "body": b"" if head_only else response.body})
+
+
+def _payload_size(message: Message) -> int:
+    """Bytes an ASGI message carries (an HTTP body, a WebSocket message)."""
+    data = message.get("body") or message.get("bytes") or message.get("text")
+    return _size(data) if data else 0
+
+
+def _counting(observer: EngineObserver, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """``receive`` and ``send`` adding the bytes of the bodies and WebSocket messages that
+    pass to the observer's ``bytes_in`` and ``bytes_out`` (the ASGI server keeps the rest of
+    the wire to itself)."""
+
+    async def counted_receive() -> Message:
+        message = await receive()
+        observer.bytes_in += _payload_size(message)
+        return message
+
+    async def counted_send(message: Message) -> None:
+        observer.bytes_out += _payload_size(message)
+        await send(message)
+
+    return counted_receive, counted_send

@@ -185,6 +185,7 @@ def run_worker(target: Any, sockets: list[socket.socket], index: int, count: int
     configure_logging(log_level)
     tune_gc()
     target.engine.new_sid = tagged_sid_factory(index)
+    target.engine.worker = index
     with asyncio.Runner(loop_factory=native_loop_factory()) as loop_runner:
         loop_runner.run(_serve_worker(target, sockets, index, count, directory, lifeline))
     for sig in (signal.SIGTERM, signal.SIGINT):  # stopped: more signals change nothing

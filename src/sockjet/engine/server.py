@@ -12,9 +12,10 @@ from ..codecs import engineio as eio
 from ..exceptions import Forbidden
 from .cors import CORS, OriginPolicy, PreflightHandler, policy_from_options, preflight_response
 from .handlers import Handlers, HasHandlers, Invoker, is_awaitable
+from .observer import REFUSAL_CAUSES, EngineObserver
 from .protocol import Handshake
 from .refusals import ERRORS, error_response
-from .session import EngineSocket, SessionConfig
+from .session import EngineSocket, ObservedEngineSocket, SessionConfig
 from .transport import (
     DEFAULT_HTTP_LIMITS,
     HTTPLimits,
@@ -29,6 +30,8 @@ log = logging.getLogger("sockjet.engine")
 TRANSPORTS = ("polling", "websocket")
 
 AllowRequest = Callable[[RequestInfo], "bool | Awaitable[bool]"]
+#: an HTTP endpoint of :attr:`Engine.routes`: the request in, the response out
+Route = Callable[[HTTPRequest], Awaitable[Response]]
 
 #: unsent bytes per client above which volatile packets are dropped
 DEFAULT_QUEUE_HIGH_WATER = 1024 * 1024
@@ -134,6 +137,15 @@ class Engine(HasHandlers):
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         #: the server's handlers (``connection``)
         self.handlers = Handlers()
+        #: told of sessions, refusals, packets and bytes (``None``: nothing is counted; see
+        #: :mod:`.observer`); set it before serving
+        self.observer: EngineObserver | None = None
+        #: other HTTP endpoints the bindings serve on this engine's port, by exact path, before
+        #: the engine's own path (``sockjet.enable_metrics(io, path="/metrics")`` adds one)
+        self.routes: dict[str, Route] = {}
+        #: the index of the worker process serving this engine (set in each worker by
+        #: ``workers=N``), ``None`` in a single process
+        self.worker: int | None = None
         #: calls application handlers (of this engine and its sessions) and keeps their tasks
         self.invoker = Invoker(log)
         self._session_config = SessionConfig(
@@ -156,12 +168,20 @@ class Engine(HasHandlers):
             del self.sessions[socket.sid]
 
     def _new_session(self, sid: str, engine_protocol: int, request: RequestInfo, b64: bool,
-                     upgrades: tuple[str, ...]) -> EngineSocket:
+                     upgrades: tuple[str, ...], transport: str) -> EngineSocket:
         self.loop = asyncio.get_running_loop()
         handshake = Handshake(sid, upgrades, self.ping_interval, self.ping_timeout,
                               self.max_http_buffer_size).encode()
-        socket = self.session_class(sid, engine_protocol, request, b64, handshake,
-                                    self._session_config, self.invoker, self.forget)
+        observer = self.observer
+        socket: EngineSocket
+        if observer is None:
+            socket = self.session_class(sid, engine_protocol, request, b64, handshake,
+                                        self._session_config, self.invoker, self.forget)
+        else:
+            socket = observed(self.session_class)(sid, engine_protocol, request, b64, handshake,
+                                                  self._session_config, self.invoker,
+                                                  self.forget, observer)
+            observer.session_opened(socket, transport)
         self.sessions[sid] = socket
         self.invoker.emit(self.handlers, "connection", socket)
         return socket
@@ -191,6 +211,24 @@ class Engine(HasHandlers):
                                origin, reason)
         return reason
 
+    def _refused(self, cause: str) -> None:
+        observer = self.observer
+        if observer is not None:
+            observer.request_refused(cause)
+
+    def _refuse(self, code: int, status: int = 400, message: str | None = None,
+                cause: str | None = None) -> Response:
+        """The error answer of Engine.IO ``code`` (counted as ``cause``, by default the code's
+        own, when the engine has an observer)."""
+        self._refused(cause or REFUSAL_CAUSES[code])
+        return error_response(code, status, message)
+
+    async def _reject(self, ws: WebSocketConnection, code: int, status: int = 400,
+                      body: bytes | None = None, cause: str | None = None) -> None:
+        """Refuse a WebSocket handshake with the error of Engine.IO ``code``."""
+        self._refused(cause or REFUSAL_CAUSES[code])
+        await ws.reject(status, ERRORS[code].encode() if body is None else body)
+
     def origins(self, *value: Any) -> Any:
         """``origins()`` returns the allowed origins; ``origins(new)`` replaces them (from the
         next request on) and returns the server, for chaining."""
@@ -213,7 +251,7 @@ class Engine(HasHandlers):
             return await self._route(req)
         if not await self.cors.allows(origin):
             self.cors.refused(origin, f"{req.method} request")
-            return error_response(4, 403, "Origin not allowed")
+            return self._refuse(4, 403, "Origin not allowed", "origin")
         response = await self._route(req)
         response.headers.extend(self.cors.response_headers(origin))
         return response
@@ -230,7 +268,7 @@ class Engine(HasHandlers):
             return Response(status, headers, body)
         if not await self.cors.allows(origin):
             self.cors.refused(origin, "preflight")
-            return error_response(4, 403, "Origin not allowed")
+            return self._refuse(4, 403, "Origin not allowed", "origin")
         requested = req.headers.get("access-control-request-headers")
         return Response(204, self.cors.preflight_headers(origin, requested))
 
@@ -238,39 +276,39 @@ class Engine(HasHandlers):
         query = req.query
         transport = query.get("transport")
         if transport not in self.transports:
-            return error_response(0)
+            return self._refuse(0)
         if transport != "polling":  # a WebSocket transport on a plain HTTP request
-            return error_response(3)
+            return self._refuse(3)
         jsonp = query.get("j")
         if jsonp is not None and not eio.valid_jsonp_index(jsonp):
-            return error_response(3)
+            return self._refuse(3)
         sid = query.get("sid")
         if sid is not None:
             socket = self.sessions.get(sid)
             if socket is None:
-                return error_response(1)
+                return self._refuse(1)
             if socket.transport != "polling":
-                return error_response(3)
+                return self._refuse(3)
             if req.method == "GET":
                 return await socket.handle_poll(req)
             if req.method == "POST":
                 return await socket.handle_post(req)
-            return error_response(3)
+            return self._refuse(3)
         if req.method != "GET":
-            return error_response(2)
+            return self._refuse(2)
         engine_protocol = self._engine_protocol(query.get("EIO"))
         if engine_protocol is None:
-            return error_response(5)
+            return self._refuse(5)
         refusal = await self._check_allowed(req)
         if refusal is not None:
-            return error_response(4, 403, refusal)
+            return self._refuse(4, 403, refusal, "allow_request")
         return await self._open_polling(req, engine_protocol)
 
     async def _open_polling(self, req: HTTPRequest, engine_protocol: int) -> Response:
         sid = self.new_sid()
         b64 = req.query.get("b64") in ("1", "true")
         upgrades = ("websocket",) if "websocket" in self.transports and self.allow_upgrades else ()
-        socket = self._new_session(sid, engine_protocol, req, b64, upgrades)
+        socket = self._new_session(sid, engine_protocol, req, b64, upgrades, "polling")
         response = await socket.handle_poll(req)
         response.headers.extend(self._cookie_headers(sid))
         return response
@@ -288,30 +326,30 @@ class Engine(HasHandlers):
         origin = ws.headers.get("origin")
         if origin is not None and not await self.cors.allows(origin):
             self.cors.refused(origin, "WebSocket")
-            return await ws.reject(403, b"Origin not allowed")
+            return await self._reject(ws, 4, 403, b"Origin not allowed", "origin")
         query = ws.query
         transport = query.get("transport")
         if transport not in self.transports:
-            return await ws.reject(400, ERRORS[0].encode())
+            return await self._reject(ws, 0)
         if transport != "websocket":
-            return await ws.reject(400, ERRORS[3].encode())
+            return await self._reject(ws, 3)
         sid = query.get("sid")
         if sid is not None:
             socket = self.sessions.get(sid)
             if socket is None:
-                return await ws.reject(400, ERRORS[1].encode())
+                return await self._reject(ws, 1)
             if not self.allow_upgrades:
-                return await ws.reject(400, ERRORS[3].encode())
+                return await self._reject(ws, 3)
             return await socket.handle_upgrade(ws)
         engine_protocol = self._engine_protocol(query.get("EIO"))
         if engine_protocol is None:
-            return await ws.reject(400, ERRORS[5].encode())
+            return await self._reject(ws, 5)
         refusal = await self._check_allowed(ws)
         if refusal is not None:
-            return await ws.reject(403, refusal.encode())
+            return await self._reject(ws, 4, 403, refusal.encode(), "allow_request")
         sid = self.new_sid()
         await ws.accept(self._cookie_headers(sid))
-        socket = self._new_session(sid, engine_protocol, ws, False, ())
+        socket = self._new_session(sid, engine_protocol, ws, False, (), "websocket")
         await socket.run_websocket(ws)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -336,6 +374,21 @@ class Engine(HasHandlers):
                 await hook()
             except Exception:
                 log.exception("a shutdown hook failed")
+
+
+_OBSERVED: dict[type[EngineSocket], type[ObservedEngineSocket]] = {
+    EngineSocket: ObservedEngineSocket}
+
+
+def observed(session_class: type[EngineSocket]) -> type[ObservedEngineSocket]:
+    """The session class of an engine with an observer: :class:`ObservedEngineSocket` over
+    ``session_class`` (the engine's, possibly a subclass of an instrumentation), made once."""
+    mixed = _OBSERVED.get(session_class)
+    if mixed is None:
+        mixed = _OBSERVED[session_class] = type(
+            f"Observed{session_class.__name__}", (ObservedEngineSocket, session_class),
+            {"__slots__": ()})
+    return mixed
 
 
 def new_sid() -> str:

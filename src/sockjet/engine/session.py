@@ -16,6 +16,7 @@ from typing import Any
 from ..codecs import engineio as eio
 from ..exceptions import ClientGone, DecodeError, PayloadTooLarge, ProtocolError
 from .handlers import Handlers, HasHandlers, Invoker
+from .observer import EngineObserver
 from .polling import decode_post, ok_response, payload_response, payload_too_large
 from .protocol import EngineProtocol, Heartbeat, Role, SessionState
 from .refusals import error_response
@@ -423,3 +424,39 @@ def _message_size(message: str | bytes) -> int:
     if isinstance(message, str):
         return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
     return len(message)
+
+
+class ObservedEngineSocket(EngineSocket):
+    """A session of an engine that has an observer: the same session, which also counts its
+    packets and reports opening, upgrade and close. The engine makes these only while it has an
+    observer, so that a session without one runs no counting code, not even a test. Its methods
+    call ``super()``: the engine may mix it with another subclass (its ``session_class``)."""
+
+    __slots__ = ("_observer",)
+
+    def __init__(self, sid: str, engine_protocol: int, request: RequestInfo, b64: bool,
+                 handshake: str, config: SessionConfig, invoker: Invoker,
+                 forget: Callable[[EngineSocket], None], observer: EngineObserver) -> None:
+        self._observer = observer
+        super().__init__(sid, engine_protocol, request, b64, handshake, config, invoker, forget)
+        observer.packets_out += 1  # the open packet
+
+    def write_packet(self, ptype: eio.EnginePacketType, data: str | bytes = "") -> bool:
+        if self.state is OPEN:
+            self._observer.packets_out += 1
+        return super().write_packet(ptype, data)
+
+    def _handle(self, ptype: int, data: str | bytes) -> str | None:
+        self._observer.packets_in += 1
+        return super()._handle(ptype, data)
+
+    def end(self, reason: str, graceful: bool = False, detail: str | None = None,
+            by_client: bool = False) -> None:
+        if self.close_reason is None:
+            self._observer.session_closed(self, reason)
+        super().end(reason, graceful, detail, by_client)
+
+    async def run_websocket(self, ws: WebSocketConnection, upgraded: bool = False) -> None:
+        if upgraded:
+            self._observer.session_upgraded(self)
+        await super().run_websocket(ws, upgraded)

@@ -11,7 +11,7 @@ from .adapter import Adapter, BroadcastAcks, BroadcastOptions
 from .operator import BroadcastOperator, check_event_name
 
 if TYPE_CHECKING:
-    from .observer import Observer
+    from .observer import SocketIOObserver
     from .server import SocketServer
     from .socket import Socket
 
@@ -37,7 +37,7 @@ class Namespace:
         #: connections running this namespace's middlewares (a child is not removed meanwhile)
         self._connecting = 0
         #: the server's observer (:meth:`SocketServer.observe`), or ``None``
-        self.observer: Observer | None = server.observer
+        self.observer: SocketIOObserver | None = server.observer
         self.adapter: Adapter
         self.use_adapter(adapter_factory)
 

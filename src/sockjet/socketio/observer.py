@@ -1,22 +1,27 @@
-"""What may watch a Socket.IO server from outside (the Admin UI instrumentation): told of
-sockets coming and going, of room changes and of the events sent to sockets.
+"""What may watch a Socket.IO server from outside (the Admin UI instrumentation, the metrics):
+told of sockets coming and going, of room changes, of the events sent to sockets, of
+broadcasts and of refused CONNECTs.
 
-A server has at most one observer (:meth:`SocketServer.observe`); each namespace keeps a
-reference to it, which the places that report test once per call (an emit, a broadcast, a room
-change, a connection). A server nobody observes pays that one test: no call, no allocation,
-nothing per recipient of a broadcast, nothing in the engine."""
+A server has one observer slot (:meth:`SocketServer.observe`; several observers share it
+through :class:`Observers`); each namespace keeps a reference to it, which the places that
+report test once per call (an emit, a broadcast, a room change, a connection). A server nobody
+observes pays that one test: no call, no allocation, nothing per recipient of a broadcast,
+nothing in the engine."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .namespace import Namespace
     from .socket import Socket
 
 
-class Observer(Protocol):
-    """The calls an observer gets (synchronous; they must not raise)."""
+class SocketIOObserver:
+    """The calls an observer gets (synchronous; they must not raise). This base class ignores
+    them all: a subclass overrides what it wants."""
+
+    __slots__ = ()
 
     def socket_connected(self, socket: Socket) -> None:
         """``socket`` joined its namespace (its own room joined), before the namespace's
@@ -35,3 +40,50 @@ class Observer(Protocol):
     def event_sent(self, nsp: Namespace, sids: list[str], data: list[Any]) -> None:
         """The event ``data`` (``[event, *args]``) went to these local sockets of ``nsp`` (a
         direct emit, or this server's part of a broadcast)."""
+
+    def broadcast(self, recipients: int, packets: int) -> None:
+        """A broadcast reached ``recipients`` sockets of this server (0 when nobody was
+        targeted), with ``packets`` Engine.IO packets for each (one, plus one per binary
+        attachment). Adapters report it, once per broadcast and on every server it reaches."""
+
+    def connect_refused(self, reason: str) -> None:
+        """A client's CONNECT to a namespace was answered with CONNECT_ERROR: ``reason`` is
+        ``"invalid_namespace"``, ``"middleware"`` (a middleware raised ``ConnectionRefused``)
+        or ``"middleware_error"`` (it raised something else)."""
+
+
+class Observers(SocketIOObserver):
+    """Several observers in the one slot of a server (the metrics and the Admin UI)."""
+
+    __slots__ = ("observers",)
+
+    def __init__(self, *observers: SocketIOObserver) -> None:
+        self.observers = observers
+
+    def socket_connected(self, socket: Socket) -> None:
+        for observer in self.observers:
+            observer.socket_connected(socket)
+
+    def socket_disconnected(self, socket: Socket, reason: str) -> None:
+        for observer in self.observers:
+            observer.socket_disconnected(socket, reason)
+
+    def room_joined(self, nsp: Namespace, room: str, sid: str) -> None:
+        for observer in self.observers:
+            observer.room_joined(nsp, room, sid)
+
+    def room_left(self, nsp: Namespace, room: str, sid: str) -> None:
+        for observer in self.observers:
+            observer.room_left(nsp, room, sid)
+
+    def event_sent(self, nsp: Namespace, sids: list[str], data: list[Any]) -> None:
+        for observer in self.observers:
+            observer.event_sent(nsp, sids, data)
+
+    def broadcast(self, recipients: int, packets: int) -> None:
+        for observer in self.observers:
+            observer.broadcast(recipients, packets)
+
+    def connect_refused(self, reason: str) -> None:
+        for observer in self.observers:
+            observer.connect_refused(reason)

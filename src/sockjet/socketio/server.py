@@ -19,7 +19,7 @@ from ..engine.server import Engine, new_sid
 from ..engine.session import EngineSocket
 from ..exceptions import ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, Namespace, ParentNamespace
-from .observer import Observer
+from .observer import Observers, SocketIOObserver
 from .operator import BroadcastOperator
 from .recovery import Restored, recovery_options
 from .socket import Handshake, Socket
@@ -172,8 +172,8 @@ class SocketServer:
         #: connection state recovery (``None``: off)
         self.recovery = recovery_options(connection_state_recovery)
         self._adapter_factory = adapter
-        #: what watches this server (:meth:`observe`), or ``None``
-        self.observer: Observer | None = None
+        #: what watches this server (:meth:`observe`; see :mod:`.observer`), or ``None``
+        self.observer: SocketIOObserver | None = None
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         #: whether a binding serves this server (adapters made from then on are initialised
@@ -203,11 +203,18 @@ class SocketServer:
             return parent
         raise TypeError("namespace must be a name, a compiled regex or a callable")
 
-    def observe(self, observer: Observer) -> None:
+    def observe(self, observer: SocketIOObserver) -> None:
         """Tell ``observer`` of the sockets, rooms and outgoing events of every namespace, those
-        made later included (one observer per server: :class:`RuntimeError` for a second)."""
+        made later included; with an observer already there, both are told
+        (:class:`~.observer.Observers`)."""
+        if not isinstance(observer, SocketIOObserver):
+            raise TypeError("an observer is a SocketIOObserver (sockjet.socketio.observer)")
         if self.observer is not None:
-            raise RuntimeError("this server is already observed")
+            current = self.observer
+            others = current.observers if isinstance(current, Observers) else (current,)
+            if observer in others:
+                return
+            observer = Observers(*others, observer)
         self.observer = observer
         for nsp in (*self._nsps.values(), *self._parents):  # dynamic children are in _nsps
             nsp.observer = observer
@@ -398,6 +405,7 @@ class SocketServer:
             if nsp is None:
                 if conn.engine.state is SessionState.OPEN:
                     conn.send_connect_error(name, "Invalid namespace")
+                    self._connect_refused("invalid_namespace")
                 return
             nsp.connecting(+1)  # before any await: the namespace stays while we are on our way
             restored = await self._restore(nsp, conn, auth)
@@ -413,10 +421,12 @@ class SocketServer:
                         await result
             except ConnectionRefused as exc:
                 conn.send_connect_error(name, exc.message, exc.data)
+                self._connect_refused("middleware")
                 return
             except Exception:
                 log.exception("connection middleware failed on %s", name)
                 conn.send_connect_error(name, "Internal server error")
+                self._connect_refused("middleware_error")
                 return
             if conn.engine.state is SessionState.OPEN:
                 self._finish_connect(conn, socket, restored.missed if restored else ())
@@ -424,6 +434,11 @@ class SocketServer:
             conn.connecting.discard(name)
             if nsp is not None:
                 nsp.connecting(-1)
+
+    def _connect_refused(self, reason: str) -> None:
+        observer = self.observer
+        if observer is not None:
+            observer.connect_refused(reason)
 
     def _may_restore(self, conn: Connection, auth: dict[str, Any]) -> bool:
         """A protocol 5 client asks for its previous session (Node: ``pid`` and ``offset`` in

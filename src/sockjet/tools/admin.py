@@ -43,6 +43,7 @@ from ..engine.protocol import SessionState
 from ..engine.session import EngineSocket, Prepared
 from ..exceptions import ConnectionRefused
 from ..socketio.namespace import Namespace
+from ..socketio.observer import SocketIOObserver
 from ..socketio.operator import BroadcastOperator
 from ..socketio.server import SocketServer
 from ..socketio.socket import Socket
@@ -174,8 +175,9 @@ def _process_started() -> float:
         return time.monotonic()
 
 
-class AdminUI:
-    """The instrumentation of one server (what :func:`instrument` returns)."""
+class AdminUI(SocketIOObserver):
+    """The instrumentation of one server (what :func:`instrument` returns); the server's
+    observer (development mode's reports)."""
 
     def __init__(self, io: SocketServer, *, auth: Literal[False] | Mapping[str, Any],
                  mode: str, namespace: str, read_only: bool, server_id: str | None) -> None:

@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--workers", type=_workers, default=1, metavar="N",
                          help="worker processes sharing the port (0 or 'auto': one per core); "
                               "any worker serves any client, no sticky sessions needed")
+    run_cmd.add_argument("--metrics", action="store_true",
+                         help="serve Prometheus metrics at /metrics on the server's port (needs "
+                              "pip install 'sockjet[metrics]'; one process only)")
+    run_cmd.add_argument("--metrics-port", type=int, default=None, metavar="P",
+                         help="serve Prometheus metrics at /metrics on port P of --host (with "
+                              "--workers N, worker i on port P+i)")
 
     demo_cmd = commands.add_parser(
         "demo", help="start the chat demo (in memory): the Socket.IO API on --port and the chat "
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         process.resolve(target)  # a sockjet server or an ASGI application
     except TypeError as exc:
         raise SystemExit(f"sockjet: {exc}") from None
+    if args.metrics or args.metrics_port is not None:
+        _enable_metrics(target, args)
     try:  # the server object itself: sockjet servers run on the native binding by default
         runner.run(target, host=args.host, port=args.port, runner=args.runner,
                    workers=args.workers, log_level=args.log_level)
@@ -143,6 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         raise SystemExit(f"sockjet: cannot listen on {args.host}:{args.port}: {exc}") from None
     return 0
+
+
+def _enable_metrics(target: Any, args: argparse.Namespace) -> None:
+    if args.metrics and args.workers != 1:
+        raise SystemExit("sockjet: --metrics serves the metrics of one process; with --workers "
+                         "each worker has its own: use --metrics-port P (worker i serves them "
+                         "on port P+i)")
+    if args.metrics_port is not None and args.metrics_port == args.port:
+        raise SystemExit("sockjet: --metrics-port must differ from --port (use --metrics to "
+                         "serve them on the server's port)")
+    try:
+        from ..metrics import enable_metrics
+    except ImportError as exc:
+        raise SystemExit(f"sockjet: {exc}") from None
+    try:
+        enable_metrics(target, path="/metrics" if args.metrics else None,
+                       port=args.metrics_port, host=args.host)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"sockjet: {exc}") from None
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.server import ServerProtocol
 
 from ...engine.notices import peer_mistake
+from ...engine.observer import EngineObserver
 from ...engine.transport import Response
 from ...exceptions import ClientGone, PayloadTooLarge, RequestRefused
 from ..guards import GuardedConnection, Lingering, Phase, refusal_bytes
@@ -186,7 +187,8 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         self._deadline_idle()
         if self._initial:  # before the transport reads anything more
             initial, self._initial = self._initial, b""
-            self.data_received(initial)
+            # (read, and counted, by the worker that passed the connection on)
+            HTTPConnection.data_received(self, initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -351,12 +353,16 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
 
     async def _respond(self, request: NativeRequest) -> None:
         try:
-            if request.path.startswith(self.server.path):
-                response = await self.engine.handle_request(request)
-                if response is None:
-                    response = _NOT_FOUND
+            routes = self.engine.routes
+            route = routes.get(request.path) if routes else None
+            answer: Response | None
+            if route is not None:
+                answer = await route(request)
+            elif request.path.startswith(self.server.path):
+                answer = await self.engine.handle_request(request)
             else:
-                response = _NOT_FOUND
+                answer = None
+            response = _NOT_FOUND if answer is None else answer
         except Exception:
             log.exception("error handling %s %s", request.method, request.path)
             response = Response(500, [("content-type", "text/plain")], b"Internal Server Error")
@@ -525,7 +531,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self._resume(_HANDOFF)
             if self.transport is not None:
                 self._in_message = self._routed = True  # parse it here, not checked again
-                self.data_received(data)
+                HTTPConnection.data_received(self, data)  # (read, and counted, before)
             return
         self._closing = True
         self._deadline_clear()
@@ -597,3 +603,50 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             log.exception("error in WebSocket session")
         finally:
             ws.close()
+
+
+class MeteredHTTPConnection(HTTPConnection):
+    """The connection of a server whose engine has an observer (metrics): the same, counting
+    the bytes it reads and writes (HTTP and WebSocket alike) in the observer's ``bytes_in`` and
+    ``bytes_out``. The server makes these only then: a plain connection counts nothing."""
+
+    def __init__(self, server: NativeServer, initial: bytes = b"") -> None:
+        observer = server.engine.observer
+        assert observer is not None, "a metered connection needs an engine with an observer"
+        self.observer = observer
+        super().__init__(server, initial)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        counting = _CountingTransport(cast(asyncio.Transport, transport), self.observer)
+        super().connection_made(cast(asyncio.Transport, counting))
+
+    def data_received(self, data: bytes) -> None:
+        self.observer.bytes_in += len(data)
+        HTTPConnection.data_received(self, data)
+
+
+class _CountingTransport:
+    """A transport that adds the bytes written through it to ``observer.bytes_out``; its other
+    methods are the real transport's own, bound (no extra call on the way)."""
+
+    _BOUND = ("abort", "can_write_eof", "close", "get_extra_info", "get_protocol",
+              "get_write_buffer_limits", "get_write_buffer_size", "is_closing", "is_reading",
+              "pause_reading", "resume_reading", "set_protocol", "set_write_buffer_limits",
+              "write_eof")
+
+    def __init__(self, transport: asyncio.Transport, observer: EngineObserver) -> None:
+        self._transport = transport
+        self._observer = observer
+        for name in self._BOUND:
+            setattr(self, name, getattr(transport, name))
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._observer.bytes_out += len(data)
+        self._transport.write(data)
+
+    def writelines(self, lines: list[bytes]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)

@@ -13,7 +13,7 @@ from typing import Any
 from ...engine.server import Engine
 from ..guards import Sweeper, descriptors, watch_accept_failures
 from .handoff import Handoff
-from .http import HTTPConnection
+from .http import HTTPConnection, MeteredHTTPConnection
 
 log = logging.getLogger("sockjet.native")
 
@@ -56,6 +56,13 @@ class NativeServer:
         if sock is not None:
             descriptors.connection(sock.fileno())
 
+    def connection(self, initial: bytes = b"") -> HTTPConnection:
+        """The protocol of a new connection (``initial``: the bytes another worker read of it);
+        it counts its bytes when the engine has an observer."""
+        if self.engine.observer is None:
+            return HTTPConnection(self, initial)
+        return MeteredHTTPConnection(self, initial)
+
     def track(self, task: asyncio.Future[Any]) -> None:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -76,9 +83,9 @@ class NativeServer:
         await self.engine.startup()
         self._stop = asyncio.Event()
         watch_accept_failures(loop)
-        factory = lambda: HTTPConnection(self)  # noqa: E731
+        factory = self.connection
         if self.handoff is not None:
-            await self.handoff.start(lambda initial: HTTPConnection(self, initial))
+            await self.handoff.start(self.connection)
         if self.sockets:
             for sock in self.sockets:
                 self.servers.append(await loop.create_server(factory, sock=sock,

@@ -1,0 +1,60 @@
+"""What an engine reports to an observer, such as the metrics of :mod:`sockjet.metrics`.
+
+An engine has no observer by default (``engine.observer is None``) and then runs none of this:
+its sessions are plain :class:`~.session.EngineSocket` objects and the bindings' connections
+count nothing. With an observer, new sessions are
+:class:`~.session.ObservedEngineSocket` objects and the bindings make counting connections:
+the rare events (a session opened, upgraded, closed; a request refused) are method calls, and
+packets and bytes are added to the observer's integer attributes, which it reads when it wants
+(a scrape), so that what each packet costs is one addition.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import EngineSocket
+
+#: the cause a refusal is counted under, by Engine.IO error code (4, Forbidden, says its own:
+#: ``"origin"`` or ``"allow_request"``)
+REFUSAL_CAUSES = {
+    0: "unknown_transport",
+    1: "unknown_sid",
+    2: "bad_handshake_method",
+    3: "bad_request",
+    5: "unsupported_protocol",
+}
+
+
+class EngineObserver:
+    """The observer's side: a base class that counts packets and bytes and ignores the events
+    (a subclass overrides those it wants).
+
+    ``packets_in``/``packets_out``: Engine.IO packets received from clients and queued for
+    them (the Socket.IO layer adds the packets of its broadcasts once per broadcast, see
+    :meth:`~sockjet.socketio.observer.SocketIOObserver.broadcast`). ``bytes_in``/``bytes_out``:
+    bytes the bindings read and write for the engine.
+    """
+
+    __slots__ = ("bytes_in", "bytes_out", "packets_in", "packets_out")
+
+    def __init__(self) -> None:
+        self.packets_in = 0
+        self.packets_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def session_opened(self, socket: EngineSocket, transport: str) -> None:
+        """A new session over ``transport`` (``"polling"`` or ``"websocket"``)."""
+
+    def session_upgraded(self, socket: EngineSocket) -> None:
+        """A polling session moved to WebSocket."""
+
+    def session_closed(self, socket: EngineSocket, reason: str) -> None:
+        """A session ended with ``reason`` (its ``close`` event's; ``socket.transport`` is
+        still the one it ended on)."""
+
+    def request_refused(self, cause: str) -> None:
+        """The engine refused a request or a WebSocket handshake: ``cause`` is ``"origin"``,
+        ``"allow_request"`` or one of :data:`REFUSAL_CAUSES`."""
