@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import NODE_DIR, free_port, run_node_json, serve, sockjet_process
+from conftest import NODE_DIR, eventually, free_port, run_node_json, serve, sockjet_process
 
+import sockjet
 from sockjet.tools import cli
 from sockjet.tools.demo import CDN_CLIENT_JS, NPM_BUNDLE, create_chat, demo_origins
 
@@ -112,6 +114,21 @@ async def test_demo_serves_client_js_and_chats_without_internet(tmp_path: Path) 
             assert head.headers["content-length"] == str(len(bundle))
             post = await client.post(f"{api}/socket.io/socket.io.js")
             assert post.status_code == 405
+            # what the page links to watch the demo: the Admin UI and the metrics
+            assert 'href="https://admin.socket.io"' in html and f'href="{api}/metrics"' in html
+            metrics = await client.get(f"{api}/metrics")
+            assert metrics.status_code == 200 and "sockjet_connected_clients" in metrics.text
+            hosted = await client.get(f"{api}/socket.io/?EIO=4&transport=polling",
+                                      headers={"origin": "https://admin.socket.io"})
+            assert hosted.headers["access-control-allow-origin"] == "https://admin.socket.io"
+            assert hosted.headers["access-control-allow-credentials"] == "true"
+        admin = sockjet.AsyncClient(api + "/admin", reconnection=False)
+        configs: list[Any] = []
+        admin.on("config", configs.append)
+        await admin.connect()
+        await eventually(lambda: configs)
+        assert "EMIT" not in configs[0]["supportedFeatures"]  # read-only: it only looks
+        await admin.disconnect()
         out = await run_node_json("demo_browser.js", {"url": page + "/", "network": "offline"},
                                   timeout=60)
         assert out.get("error") is None, out

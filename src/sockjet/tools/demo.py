@@ -25,8 +25,11 @@ from typing import Any
 from ..bindings.asgi import ASGIApp, Receive, Scope, Send
 from ..server import Server
 from ..socketio.socket import Socket
+from .admin import instrument
 
 HISTORY = 50
+#: the hosted Socket.IO Admin UI
+ADMIN_UI = "https://admin.socket.io"
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 #: where the page loads the client bundle from without ``--client-js``
 CDN_CLIENT_JS = "https://cdn.socket.io/4.8.1/socket.io.min.js"
@@ -62,6 +65,7 @@ PAGE = """<!doctype html>
 <form id="say" hidden><input name="text" autocomplete="off" maxlength="500"
  placeholder="message"><button>Send</button></form>
 <p id="typing" class="sys"></p>
+<p id="observe" class="sys">__OBSERVE__</p>
 <script>
 // the chat needs the client bundle below: when it fails to load (no internet access for the CDN,
 // a wrong --client-js file...), say so and what to do, rather than wait for ever
@@ -227,13 +231,23 @@ class ClientBundle:
         return False
 
 
-def render_page(api: str, client_src: str | None = None) -> bytes:
+def render_page(api: str, client_src: str | None = None, metrics: bool = False) -> bytes:
     """The chat page for the API at ``api``, loading the client bundle from ``client_src`` (the
-    API's ``/socket.io/socket.io.js``) or, without it, from the CDN."""
+    API's ``/socket.io/socket.io.js``) or, without it, from the CDN; it links the Admin UI and,
+    with ``metrics``, the API's ``/metrics``."""
     src = client_src or CDN_CLIENT_JS
     client = {"url": src, "help": _LOCAL_HELP if client_src else _CDN_HELP,
               "patience": CLIENT_JS_PATIENCE}
+    where = html.escape(api)
+    observe = (f'Watch it: the <a href="{ADMIN_UI}">Socket.IO Admin UI</a> (server URL '
+               f'<code>{where}</code>, admin path <code>/admin</code>, no authentication; '
+               "read-only) and ")
+    observe += (f'the Prometheus metrics at <a href="{where}/metrics">{where}/metrics</a>.'
+                if metrics else
+                "Prometheus metrics at /metrics once <code>pip install 'sockjet[metrics]'"
+                "</code> is done.")
     return (PAGE.replace("__API__", json.dumps(api))
+            .replace("__OBSERVE__", observe)
             .replace("__CLIENT_SRC__", html.escape(src))
             .replace("__CLIENT__", json.dumps(client).replace("</", "<\\/"))).encode()
 
@@ -244,9 +258,12 @@ def create_demo(host: str = "127.0.0.1", port: int = 3000, page_port: int | None
     socket.io-client bundle the API serves at ``/socket.io/socket.io.js`` for the page (else the
     page loads it from the CDN)."""
     page_port = port + 1 if page_port is None else page_port
-    io = create_chat(demo_origins(host, (port, page_port)))
+    # the hosted Admin UI connects from its own origin, with credentials
+    io = create_chat([*demo_origins(host, (port, page_port)), ADMIN_UI])
+    instrument(io, auth=False, mode="development", read_only=True)
+    metrics = _metrics(io)
     api = f"http://{'127.0.0.1' if host in _WILDCARD_HOSTS else host}:{port}"
-    page = render_page(api, api + CLIENT_JS_PATH if client_js is not None else None)
+    page = render_page(api, api + CLIENT_JS_PATH if client_js is not None else None, metrics)
 
     async def page_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -266,6 +283,18 @@ def create_demo(host: str = "127.0.0.1", port: int = 3000, page_port: int | None
         app = ClientBundle(app, client_js)
     sockets = [_listen(host, port), _listen(host, page_port)]
     return app, sockets
+
+
+def _metrics(io: Server) -> bool:
+    """Prometheus metrics at the API's ``/metrics``, when ``sockjet[metrics]`` is installed."""
+    try:
+        from prometheus_client import CollectorRegistry
+
+        from ..metrics import enable_metrics
+    except ImportError:
+        return False
+    enable_metrics(io, CollectorRegistry(), path="/metrics")
+    return True
 
 
 def _listen(host: str, port: int) -> socketlib.socket:
