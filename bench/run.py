@@ -67,6 +67,8 @@ SERVERS: dict[str, list[str] | Deployment] = {
     "sockjet-recovery": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "--recovery"],
     # Prometheus metrics on (sockjet.enable_metrics: counters, fan-out, event-loop lag timer)
     "sockjet-metrics": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "--metrics"],
+    # instrumented for the Admin UI (production mode, no UI connected)
+    "sockjet-admin": [PY, str(HERE / "servers" / "sockjet_app.py"), "PORT", "--admin"],
     "node-cluster-w2": ["node", str(HERE / "node" / "cluster_server.js"), "PORT", "2"],
     # two servers on one Redis, each with its own port (scenario r1)
     "sockjet-redis": Deployment([PY, str(HERE / "servers" / "sockjet_app.py"), "PORT",

@@ -1,9 +1,10 @@
 """sockjet under its default runner, with the benchmark app (same as bench/node/server.js).
 
-Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] [--recovery] [--metrics] (worker
+Usage: python sockjet_app.py PORT [WORKERS] [--redis URL] [--recovery] [--metrics] [--admin] (worker
 processes: 1 by default; with ``--redis``, the classic Redis adapter on that Redis: one server of
 several on it; with ``--recovery``, connection state recovery on; with ``--metrics``, Prometheus
-metrics on, served at /metrics)."""
+metrics on, served at /metrics; with ``--admin``, instrumented for the Admin UI in production
+mode, no client of it connected)."""
 
 import asyncio
 import sys
@@ -31,6 +32,9 @@ io = sockjet.Server(origins="*", ping_interval=25, ping_timeout=60, **OPTIONS)
 if "--metrics" in sys.argv:
     sys.argv.remove("--metrics")
     sockjet.enable_metrics(io, path="/metrics")
+if "--admin" in sys.argv:
+    sys.argv.remove("--admin")
+    sockjet.instrument(io, auth=False, mode="production")
 
 
 @io.on("connection")

@@ -208,7 +208,8 @@ class AdminUI(SocketIOObserver):
 
         if self._credentials is None:
             log.warning("Admin UI on %s without authentication: anyone who reaches the "
-                        "server can see and drive it", self.nsp.name)
+                        "server can %s", self.nsp.name,
+                        "see it" if self.read_only else "see and drive it")
         else:
             self.nsp.use(self._authenticate)
         self.nsp.on("connection", self._on_admin_connection)
