@@ -1112,3 +1112,21 @@ def test_port_zero_is_invalid() -> None:
     for bad in ("example.com:0", "https://example.com:0", "*:0"):
         with pytest.raises(ValueError):
             sockjet.Server(origins=[bad])
+
+
+@pytest.mark.parametrize(("entry", "origin", "allowed"), [
+    ("https://example.com/", "https://example.com", True),  # one trailing slash is dropped
+    ("https://LINUX/", "https://linux", True),  # only the slash, whatever the host ends with
+    ("host.example:1", "http://host.example:1", True),  # the lowest port
+    ("host.example:65535", "https://host.example:65535", True),  # the highest
+])
+async def test_entries_at_their_edges(entry: str, origin: str, allowed: bool) -> None:
+    policy = sockjet.engine.cors.OriginPolicy([entry])
+    assert await policy.allows(origin) is allowed
+
+
+@pytest.mark.parametrize("entry", ["https://example.com//", "host.example:0",
+                                   "host.example:65536"])
+def test_entries_just_past_their_edges_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError):
+        Server(origins=[entry])
