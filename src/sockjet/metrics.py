@@ -38,7 +38,7 @@ from .bindings.asgi import Receive, Scope, Send
 from .bindings.native.http import render
 from .engine.observer import REFUSAL_CAUSES, EngineObserver
 from .engine.server import Engine
-from .engine.session import EngineSocket
+from .engine.session import EngineSocket, Prepared
 from .engine.transport import HTTPRequest, Response
 from .socketio.observer import SocketIOObserver
 from .socketio.server import SocketServer
@@ -148,9 +148,10 @@ class Metrics(EngineObserver, SocketIOObserver):
 
     # -- what the Socket.IO layer reports -------------------------------------------------------
 
-    def broadcast(self, recipients: int, packets: int) -> None:
+    def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
         self.fanout.observe(recipients)
-        self.packets_out += recipients * packets
+        if prepared is not None:
+            self.packets_out += recipients * len(prepared.packets)
 
     def connect_refused(self, reason: str) -> None:
         self.connect_refusals[reason] = self.connect_refusals.get(reason, 0) + 1

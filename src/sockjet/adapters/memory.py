@@ -125,7 +125,7 @@ class InMemoryAdapter(Adapter):
         observer = self.nsp.observer  # told once per broadcast, not per socket
         if not targets:
             if observer is not None:
-                observer.broadcast(0, 0)
+                observer.broadcast(0, None)
             return
         observer = self.nsp.observer
         if observer is not None:
@@ -137,7 +137,7 @@ class InMemoryAdapter(Adapter):
             for socket in targets:
                 socket.conn.engine.send_prepared(prepared, volatile)
             if observer is not None:
-                observer.broadcast(len(targets), len(prepared.packets))
+                observer.broadcast(len(targets), prepared)
             return
         encoded: dict[int, Prepared] = {}
         for socket in targets:
@@ -149,7 +149,7 @@ class InMemoryAdapter(Adapter):
                 variant = encoded[protocol] = Prepared([text, *attachments])
             socket.conn.engine.send_prepared(variant, False)
         if observer is not None:  # every variant has as many packets (the attachments)
-            observer.broadcast(len(targets), len(next(iter(encoded.values())).packets))
+            observer.broadcast(len(targets), next(iter(encoded.values())))
 
     def broadcast_with_ack(self, data: list[Any], opts: BroadcastOptions,
                            on_ack: BroadcastAcks) -> list[str]:
@@ -158,7 +158,7 @@ class InMemoryAdapter(Adapter):
         observer = self.nsp.observer
         if not targets:
             if observer is not None:
-                observer.broadcast(0, 0)
+                observer.broadcast(0, None)
             return []
         observer = self.nsp.observer
         if observer is not None:
@@ -175,7 +175,7 @@ class InMemoryAdapter(Adapter):
             else:
                 socket.acks.discard(ack_id)
         if observer is not None:
-            observer.broadcast(len(sent), len(prepared.packets))
+            observer.broadcast(len(sent), prepared)
         return sent
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:

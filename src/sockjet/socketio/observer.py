@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..engine.session import Prepared
     from .namespace import Namespace
     from .socket import Socket
 
@@ -41,10 +42,12 @@ class SocketIOObserver:
         """The event ``data`` (``[event, *args]``) went to these local sockets of ``nsp`` (a
         direct emit, or this server's part of a broadcast)."""
 
-    def broadcast(self, recipients: int, packets: int) -> None:
+    def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
         """A broadcast reached ``recipients`` sockets of this server (0 when nobody was
-        targeted), with ``packets`` Engine.IO packets for each (one, plus one per binary
-        attachment). Adapters report it, once per broadcast and on every server it reaches."""
+        targeted, and then ``prepared`` is ``None``), each sent ``prepared`` (its Engine.IO
+        packets: one, plus one per binary attachment). Adapters report it, once per broadcast
+        and on every server it reaches, so that counting what broadcasts send costs nothing
+        per recipient."""
 
     def connect_refused(self, reason: str) -> None:
         """A client's CONNECT to a namespace was answered with CONNECT_ERROR: ``reason`` is
@@ -80,9 +83,9 @@ class Observers(SocketIOObserver):
         for observer in self.observers:
             observer.event_sent(nsp, sids, data)
 
-    def broadcast(self, recipients: int, packets: int) -> None:
+    def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
         for observer in self.observers:
-            observer.broadcast(recipients, packets)
+            observer.broadcast(recipients, prepared)
 
     def connect_refused(self, reason: str) -> None:
         for observer in self.observers:

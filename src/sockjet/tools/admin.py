@@ -79,20 +79,34 @@ def now_iso() -> str:
 class EventBuffer:
     """Counts per second and kind (``rawConnection``, ``rawDisconnection`` with the reason as
     sub-type, ``packetsIn``/``packetsOut``, ``bytesIn``/``bytesOut``), handed over and
-    cleared by each ``server_stats`` report."""
+    cleared by each ``server_stats`` report.
 
-    __slots__ = ("_counts",)
+    Packets and bytes are counted on every packet, so they are plain integer additions
+    (``packets_in`` ...), moved into the second they belong to by :meth:`settle`, which the
+    instrumentation calls every second; the rare kinds go through :meth:`push`."""
+
+    __slots__ = ("_counts", "bytes_in", "bytes_out", "packets_in", "packets_out")
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, str, str | None], int] = {}
+        self.packets_in = self.packets_out = self.bytes_in = self.bytes_out = 0
 
     def push(self, kind: str, sub_type: str | None = None, count: int = 1) -> None:
         key = (int(time.time()) * 1000, kind, sub_type)
         counts = self._counts
         counts[key] = counts.get(key, 0) + count
 
+    def settle(self) -> None:
+        """Count the packets and bytes so far in the current second."""
+        for kind, count in (("packetsIn", self.packets_in), ("packetsOut", self.packets_out),
+                            ("bytesIn", self.bytes_in), ("bytesOut", self.bytes_out)):
+            if count:
+                self.push(kind, None, count)
+        self.packets_in = self.packets_out = self.bytes_in = self.bytes_out = 0
+
     def take(self) -> list[dict[str, Any]]:
         """The counts so far (``{timestamp, type, subType?, count}``), then none."""
+        self.settle()
         counts, self._counts = self._counts, {}
         events: list[dict[str, Any]] = []
         for (timestamp, kind, sub_type), count in counts.items():
@@ -103,38 +117,41 @@ class EventBuffer:
         return events
 
 
-def metered_session_class(events: EventBuffer) -> type[EngineSocket]:
-    """An :class:`EngineSocket` that counts the messages it sends and receives (packets and
-    bytes) and its end (with the reason) into ``events``."""
-    push = events.push
-    last: list[Any] = [None, 0]  # the last Prepared counted and its size: a broadcast's
+class BroadcastCounter(SocketIOObserver):
+    """Counts the packets and bytes of broadcasts into ``events``: once per broadcast (what
+    :func:`metered_session_class` sessions count for the other messages)."""
 
-    def prepared_size(prepared: Prepared) -> int:
-        if last[0] is not prepared:
-            last[0] = prepared
-            last[1] = sum(byte_length(packet.data) for packet in prepared.packets)
-        size: int = last[1]
-        return size
+    __slots__ = ("events",)
+
+    def __init__(self, events: EventBuffer) -> None:
+        self.events = events
+
+    def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
+        if prepared is not None and recipients:
+            self.events.packets_out += recipients * len(prepared.packets)
+            self.events.bytes_out += recipients * sum(byte_length(packet.data)
+                                                      for packet in prepared.packets)
+
+
+def metered_session_class(events: EventBuffer) -> type[EngineSocket]:
+    """An :class:`EngineSocket` that counts the messages it sends and receives one by one
+    (packets and bytes; broadcasts are counted once each by :class:`BroadcastCounter`) and its
+    end (with the reason) into ``events``."""
+    push = events.push
 
     class MeteredSession(EngineSocket):
         __slots__ = ()
 
         def send(self, data: str | bytes) -> bool:
             if self.state is _OPEN:
-                push("packetsOut")
-                push("bytesOut", None, byte_length(data))
+                events.packets_out += 1
+                events.bytes_out += byte_length(data)
             return super().send(data)
-
-        def send_prepared(self, prepared: Prepared, volatile: bool = False) -> bool:
-            if self.state is _OPEN and (not volatile or self.writable):
-                push("packetsOut", None, len(prepared.packets))
-                push("bytesOut", None, prepared_size(prepared))
-            return super().send_prepared(prepared, volatile)
 
         def set_message_hook(self, hook: Any) -> None:
             def counted(data: str | bytes) -> None:
-                push("packetsIn")
-                push("bytesIn", None, byte_length(data))
+                events.packets_in += 1
+                events.bytes_in += byte_length(data)
                 hook(data)
 
             super().set_message_hook(counted)
@@ -203,6 +220,7 @@ class AdminUI(SocketIOObserver):
         if self.development:
             self.features.append("ALL_EVENTS")
         self._timer: asyncio.TimerHandle | None = None
+        self._ticks = 0
         self._started_at = 0.0
         self._pid = 0
 
@@ -215,6 +233,7 @@ class AdminUI(SocketIOObserver):
         self.nsp.on("connection", self._on_admin_connection)
         io.engine.session_class = metered_session_class(self.events)
         io.engine.on("connection", self._on_raw_connection)
+        io.observe(BroadcastCounter(self.events))
         if self.development:
             io.observe(self)
             for nsp in io.namespaces.values():  # sockets already there (a server serving)
@@ -271,8 +290,11 @@ class AdminUI(SocketIOObserver):
             self._timer = asyncio.get_running_loop().call_later(0, self._tick)
 
     def _tick(self) -> None:
-        self.emit_stats()
-        self._timer = asyncio.get_running_loop().call_later(STATS_INTERVAL, self._tick)
+        self.events.settle()  # each second's packets and bytes counted in it
+        self._ticks += 1
+        if self._ticks % round(STATS_INTERVAL) == 1:
+            self.emit_stats()
+        self._timer = asyncio.get_running_loop().call_later(1.0, self._tick)
 
     async def _stop(self) -> None:
         if self._timer is not None:
