@@ -23,7 +23,7 @@ from rawclient import RawConnection
 
 import sockjet
 from sockjet.bindings.native import NativeServer
-from sockjet.bindings.native.http import HTTPConnection, MeteredHTTPConnection
+from sockjet.bindings.native.http import HTTPConnection
 from sockjet.engine.observer import EngineObserver
 from sockjet.engine.session import EngineSocket, ObservedEngineSocket
 from sockjet.metrics import Metrics
@@ -352,7 +352,29 @@ async def test_without_metrics_nothing_is_counted() -> None:
             assert (await http.get(f"{url}/metrics")).status_code == 404
         await client.disconnect()
     sockjet.enable_metrics(io, CollectorRegistry())
-    assert type(server.connection()) is MeteredHTTPConnection
+    assert type(server.connection()) is HTTPConnection  # bytes are the engine's to count
+
+
+async def test_a_broadcast_counts_its_packets_and_bytes_once_for_all_recipients() -> None:
+    io = sockjet.Server(ping_interval=300)  # no heartbeat in the middle of the count
+    registry = sockjet.enable_metrics(io, CollectorRegistry(), path="/metrics",
+                                      lag_interval=None)
+    async with serve(io) as url, httpx.AsyncClient(timeout=10) as http:
+        clients = [await connected(url, transports=["websocket"]) for _ in range(3)]
+        got: list[Any] = []
+        for client in clients:
+            client.on("tick", got.append)
+        before = await scrape(http, f"{url}/metrics")
+        io.emit("tick", "é" * 10)  # 20 bytes in UTF-8
+        await eventually(lambda: len(got) == 3)
+        after = await scrape(http, f"{url}/metrics")
+        packet = '2["tick","' + "é" * 10 + '"]'  # the Socket.IO packet, its type included
+        size = 1 + len(packet.encode())  # and the Engine.IO type
+        assert delta(before, after, "sockjet_bytes_total", direction="out") == 3 * size
+        assert delta(before, after, "sockjet_packets_total", direction="out") == 3
+        for client in clients:
+            await client.disconnect()
+    assert registry is not None
 
 
 def test_importing_the_server_does_not_import_prometheus() -> None:

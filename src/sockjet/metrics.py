@@ -38,7 +38,7 @@ from .bindings.asgi import Receive, Scope, Send
 from .bindings.native.http import render
 from .engine.observer import REFUSAL_CAUSES, EngineObserver
 from .engine.server import Engine
-from .engine.session import EngineSocket, Prepared
+from .engine.session import EngineSocket, Prepared, packet_size
 from .engine.transport import HTTPRequest, Response
 from .socketio.observer import SocketIOObserver
 from .socketio.server import SocketServer
@@ -87,6 +87,11 @@ class Buckets:
             total += count
             buckets.append((floatToGoString(bound), total))  # type: ignore[no-untyped-call]
         return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.sum)
+
+
+def prepared_bytes(prepared: Prepared) -> int:
+    """The bytes of a broadcast's packets (type and data), as sessions count their others."""
+    return sum(1 + packet_size(packet.data) for packet in prepared.packets)
 
 
 class Metrics(EngineObserver, SocketIOObserver):
@@ -152,6 +157,7 @@ class Metrics(EngineObserver, SocketIOObserver):
         self.fanout.observe(recipients)
         if prepared is not None:
             self.packets_out += recipients * len(prepared.packets)
+            self.bytes_out += recipients * prepared_bytes(prepared)
 
     def connect_refused(self, reason: str) -> None:
         self.connect_refusals[reason] = self.connect_refusals.get(reason, 0) + 1

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..engine.observer import EngineObserver
 from ..engine.refusals import error_response
 from ..engine.server import Engine, normalise_path
 from ..engine.transport import Response
@@ -270,9 +269,6 @@ class ASGIApp:
         if engine.routes and kind == "http" and path in engine.routes:
             return await self._route(path, scope, receive, send)
         if path.startswith(self.path):
-            observer = engine.observer
-            if observer is not None:  # metrics: count what passes
-                receive, send = _counting(observer, receive, send)
             if kind == "http":
                 return await self._http(scope, receive, send)
             if kind == "websocket":
@@ -356,24 +352,3 @@ async def _write(send: Send, response: Response, head_only: bool = False) -> Non
     await send({"type": "http.response.body", "body": b"" if head_only else response.body})
 
 
-def _payload_size(message: Message) -> int:
-    """Bytes an ASGI message carries (an HTTP body, a WebSocket message)."""
-    data = message.get("body") or message.get("bytes") or message.get("text")
-    return _size(data) if data else 0
-
-
-def _counting(observer: EngineObserver, receive: Receive, send: Send) -> tuple[Receive, Send]:
-    """``receive`` and ``send`` adding the bytes of the bodies and WebSocket messages that
-    pass to the observer's ``bytes_in`` and ``bytes_out`` (the ASGI server keeps the rest of
-    the wire to itself)."""
-
-    async def counted_receive() -> Message:
-        message = await receive()
-        observer.bytes_in += _payload_size(message)
-        return message
-
-    async def counted_send(message: Message) -> None:
-        observer.bytes_out += _payload_size(message)
-        await send(message)
-
-    return counted_receive, counted_send

@@ -1,12 +1,11 @@
 """What an engine reports to an observer, such as the metrics of :mod:`sockjet.metrics`.
 
 An engine has no observer by default (``engine.observer is None``) and then runs none of this:
-its sessions are plain :class:`~.session.EngineSocket` objects and the bindings' connections
-count nothing. With an observer, new sessions are
-:class:`~.session.ObservedEngineSocket` objects and the bindings make counting connections:
-the rare events (a session opened, upgraded, closed; a request refused) are method calls, and
-packets and bytes are added to the observer's integer attributes, which it reads when it wants
-(a scrape), so that what each packet costs is one addition.
+its sessions are plain :class:`~.session.EngineSocket` objects. With an observer, new sessions
+are :class:`~.session.ObservedEngineSocket` objects: the rare events (a session opened,
+upgraded, closed; a request refused) are method calls, and packets and bytes are added to the
+observer's integer attributes, which it reads when it wants (a scrape), so that what each
+packet costs is two additions.
 """
 
 from __future__ import annotations
@@ -32,9 +31,10 @@ class EngineObserver:
     (a subclass overrides those it wants).
 
     ``packets_in``/``packets_out``: Engine.IO packets received from clients and queued for
-    them (the Socket.IO layer adds the packets of its broadcasts once per broadcast, see
-    :meth:`~sockjet.socketio.observer.SocketIOObserver.broadcast`). ``bytes_in``/``bytes_out``:
-    bytes the bindings read and write for the engine.
+    them; ``bytes_in``/``bytes_out``: their bytes (type and data, UTF-8 for text; the framing
+    of each transport, HTTP heads and WebSocket frame headers, is not counted), the same on
+    every binding. The Socket.IO layer adds the packets and bytes of its broadcasts once per
+    broadcast, see :meth:`~sockjet.socketio.observer.SocketIOObserver.broadcast`.
     """
 
     __slots__ = ("bytes_in", "bytes_out", "packets_in", "packets_out")

@@ -426,6 +426,13 @@ def _message_size(message: str | bytes) -> int:
     return len(message)
 
 
+def packet_size(data: str | bytes) -> int:
+    """The bytes of a packet's data (UTF-8 for text), its type excepted."""
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
+
+
 class ObservedEngineSocket(EngineSocket):
     """A session of an engine that has an observer: the same session, which also counts its
     packets and reports opening, upgrade and close. The engine makes these only while it has an
@@ -440,14 +447,19 @@ class ObservedEngineSocket(EngineSocket):
         self._observer = observer
         super().__init__(sid, engine_protocol, request, b64, handshake, config, invoker, forget)
         observer.packets_out += 1  # the open packet
+        observer.bytes_out += 1 + len(handshake)
 
     def write_packet(self, ptype: eio.EnginePacketType, data: str | bytes = "") -> bool:
         if self.state is OPEN:
-            self._observer.packets_out += 1
+            observer = self._observer
+            observer.packets_out += 1
+            observer.bytes_out += 1 + packet_size(data)
         return super().write_packet(ptype, data)
 
     def _handle(self, ptype: int, data: str | bytes) -> str | None:
-        self._observer.packets_in += 1
+        observer = self._observer
+        observer.packets_in += 1
+        observer.bytes_in += 1 + packet_size(data)
         return super()._handle(ptype, data)
 
     def end(self, reason: str, graceful: bool = False, detail: str | None = None,

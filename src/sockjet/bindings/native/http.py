@@ -23,7 +23,6 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.server import ServerProtocol
 
 from ...engine.notices import peer_mistake
-from ...engine.observer import EngineObserver
 from ...engine.transport import Response
 from ...exceptions import ClientGone, PayloadTooLarge, RequestRefused
 from ..guards import GuardedConnection, Lingering, Phase, refusal_bytes
@@ -603,50 +602,3 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             log.exception("error in WebSocket session")
         finally:
             ws.close()
-
-
-class MeteredHTTPConnection(HTTPConnection):
-    """The connection of a server whose engine has an observer (metrics): the same, counting
-    the bytes it reads and writes (HTTP and WebSocket alike) in the observer's ``bytes_in`` and
-    ``bytes_out``. The server makes these only then: a plain connection counts nothing."""
-
-    def __init__(self, server: NativeServer, initial: bytes = b"") -> None:
-        observer = server.engine.observer
-        assert observer is not None, "a metered connection needs an engine with an observer"
-        self.observer = observer
-        super().__init__(server, initial)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        counting = _CountingTransport(cast(asyncio.Transport, transport), self.observer)
-        super().connection_made(cast(asyncio.Transport, counting))
-
-    def data_received(self, data: bytes) -> None:
-        self.observer.bytes_in += len(data)
-        HTTPConnection.data_received(self, data)
-
-
-class _CountingTransport:
-    """A transport that adds the bytes written through it to ``observer.bytes_out``; its other
-    methods are the real transport's own, bound (no extra call on the way)."""
-
-    _BOUND = ("abort", "can_write_eof", "close", "get_extra_info", "get_protocol",
-              "get_write_buffer_limits", "get_write_buffer_size", "is_closing", "is_reading",
-              "pause_reading", "resume_reading", "set_protocol", "set_write_buffer_limits",
-              "write_eof")
-
-    def __init__(self, transport: asyncio.Transport, observer: EngineObserver) -> None:
-        self._transport = transport
-        self._observer = observer
-        for name in self._BOUND:
-            setattr(self, name, getattr(transport, name))
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._observer.bytes_out += len(data)
-        self._transport.write(data)
-
-    def writelines(self, lines: list[bytes]) -> None:
-        for data in lines:
-            self.write(data)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._transport, name)

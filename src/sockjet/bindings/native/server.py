@@ -13,7 +13,7 @@ from typing import Any
 from ...engine.server import Engine
 from ..guards import Sweeper, descriptors, watch_accept_failures
 from .handoff import Handoff
-from .http import HTTPConnection, MeteredHTTPConnection
+from .http import HTTPConnection
 
 log = logging.getLogger("sockjet.native")
 
@@ -57,11 +57,9 @@ class NativeServer:
             descriptors.connection(sock.fileno())
 
     def connection(self, initial: bytes = b"") -> HTTPConnection:
-        """The protocol of a new connection (``initial``: the bytes another worker read of it);
-        it counts its bytes when the engine has an observer."""
-        if self.engine.observer is None:
-            return HTTPConnection(self, initial)
-        return MeteredHTTPConnection(self, initial)
+        """The protocol of a new connection (``initial``: the bytes another worker read of
+        it)."""
+        return HTTPConnection(self, initial)
 
     def track(self, task: asyncio.Future[Any]) -> None:
         self.tasks.add(task)
