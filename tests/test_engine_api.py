@@ -1,8 +1,9 @@
 """The Engine.IO server and its CORS policy at their edges, in process (tests/inproc.py):
 option checks, ``same_origin`` without a Host header, preflight handlers that return nonsense,
-the bounded refusal log, cookie attributes left out, ``Accept-Encoding`` q-values, and sessions
-that receive packets they have no use for or overflow while pinging. Each test fails if the
-behaviour it names were missing or wrong."""
+the bounded refusal log, client mistakes logged once per address and cause, ``allow_request``
+answers that are neither ``True`` nor ``False``, cookie attributes left out, ``Accept-Encoding``
+q-values, and sessions that receive packets they have no use for or overflow while pinging. Each
+test fails if the behaviour it names were missing or wrong."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import weakref
 import zlib
 from typing import Any
@@ -20,7 +22,7 @@ from inproc import InProcRequest, InProcWebSocket, get
 
 import sockjet
 from sockjet import CORS, EngineServer, EngineSocket
-from sockjet.engine.notices import LogOnce
+from sockjet.engine.notices import LogOnce, peer_mistake, peer_notices
 
 
 def pq(sid: str | None = None, eio: int = 4) -> dict[str, str]:
@@ -165,6 +167,30 @@ def test_forget_starts_afresh_up_to_the_overflow_notice(
     assert [r.getMessage() for r in caplog.records if r.name == "sockjet.cors"] == once * 2
 
 
+def test_peer_mistakes_are_logged_once_per_client_address_and_cause(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sockjet.peers")
+    peer_notices.forget()  # remembered for the whole process: this test starts afresh
+    try:
+        head = "request head over max_header_size"
+        peer_mistake(("203.0.113.7", 50123), head)
+        peer_mistake(("203.0.113.7", 50124), head)  # another port: the same client
+        peer_mistake(("203.0.113.7", 50123), "invalid WebSocket handshake", "no Upgrade header")
+        peer_mistake(("198.51.100.1", 41000), head)  # another client
+        peer_mistake(None, "deadline missed")  # a binding that does not know the address
+        peer_mistake(None, "deadline missed")
+    finally:
+        peer_notices.forget()
+    records = [r for r in caplog.records if r.name == "sockjet.peers"]
+    assert [r.getMessage() for r in records] == [
+        f"client 203.0.113.7: {head}",
+        "client 203.0.113.7: invalid WebSocket handshake (no Upgrade header)",
+        f"client 198.51.100.1: {head}",
+        "client unknown: deadline missed",
+    ]
+    assert {r.levelno for r in records} == {logging.INFO}
+
+
 # -- handshakes: WebSocket transport mix-up, cookies, compression ---------------------------------
 
 
@@ -176,6 +202,18 @@ async def test_websocket_request_asking_for_polling_is_a_bad_request() -> None:
     await asyncio.wait_for(engine.handle_websocket(ws), 2)
     assert ws.rejected == (400, b"Bad request")
     assert engine.sessions == {} and opened == []
+
+
+async def test_allow_request_answers_count_for_their_truth() -> None:
+    # a re.Match or None is an answer as good as True or False (and is not awaited)
+    engine = EngineServer(
+        allow_request=lambda req: re.fullmatch(r"[a-z]{8}", req.query.get("token", "")))
+    admitted = await engine.handle_request(InProcRequest("GET", {**pq(), "token": "abcdefgh"}))
+    assert admitted is not None and admitted.status == 200
+    refused = await engine.handle_request(InProcRequest("GET", {**pq(), "token": "abc"}))
+    assert refused is not None and refused.status == 403
+    assert json.loads(refused.body) == {"code": 4, "message": "Forbidden"}
+    assert len(engine.sessions) == 1
 
 
 @pytest.mark.parametrize(("cookie", "attributes"), [
