@@ -185,6 +185,14 @@ async def test_direct_websocket_starts_with_open_packet() -> None:
                 assert await ws.recv() == "4ping-pong"
 
 
+async def test_direct_websocket_handshake_sets_the_session_cookie() -> None:
+    rec = Recorder(cookie=True)
+    async with serve(rec.engine) as url:
+        async with websockets.connect(ws_url(url, f"{P}?EIO=4&transport=websocket")) as ws:
+            sid = json.loads((await ws.recv())[1:])["sid"]
+            assert ws.response.headers["set-cookie"] == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
+
+
 def test_invalid_options_raise() -> None:
     for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"ping_interval": "5"},
                 {"max_http_buffer_size": 0}, {"transports": ["flash"]}, {"transports": []},
