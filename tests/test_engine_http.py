@@ -227,10 +227,11 @@ async def test_v3_binary_payloads_and_b64() -> None:
         r = await c.get(q(sid, 3))
         assert r.headers["content-type"] == "application/octet-stream"
         assert r.content == body
-        sid, _, _ = await handshake(c, url, 3, "&b64=1")
-        await c.post(q(sid, 3) + "&b64=1", content=b"6:b4AQID")
-        r = await c.get(q(sid, 3) + "&b64=1")
-        assert (r.headers["content-type"], r.text) == ("text/plain; charset=UTF-8", "6:b4AQID")
+        for b64 in ("1", "true"):  # engine.io-client sends 1; true is taken as well
+            sid, _, _ = await handshake(c, url, 3, f"&b64={b64}")
+            await c.post(q(sid, 3) + f"&b64={b64}", content=b"6:b4AQID")
+            r = await c.get(q(sid, 3) + f"&b64={b64}")
+            assert (r.headers["content-type"], r.text) == ("text/plain; charset=UTF-8", "6:b4AQID")
 
 
 # -- heartbeat -----------------------------------------------------------------------------------
