@@ -96,6 +96,18 @@ async def test_valid_boundaries_of_the_same_options_are_accepted() -> None:
     assert header(response, "access-control-max-age") == "0"
 
 
+@pytest.mark.parametrize(("path", "normalised"), [
+    ("x", "/x/"),
+    ("/engine.io", "/engine.io/"),
+    ("//rt/engine.io//", "/rt/engine.io/"),
+    ("X", "/X/"),
+    ("/", "/"),  # the root: every request is the engine's
+    ("///", "/"),
+])
+def test_the_path_gets_one_slash_at_each_end(path: str, normalised: str) -> None:
+    assert EngineServer(path=path).path == normalised
+
+
 def test_origins_takes_one_value() -> None:
     io = sockjet.Server(origins=["https://a.example"])
     with pytest.raises(TypeError, match="origins\\(\\) takes one value"):
@@ -250,6 +262,32 @@ async def test_unreadable_q_values_count_as_zero(accept: str, encoding: str | No
 
 
 # -- sessions -------------------------------------------------------------------------------------
+
+
+async def test_each_session_has_the_engine_protocol_it_asked_for() -> None:
+    engine = EngineServer(allow_eio3=True)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    await get(engine, pq(eio=4))
+    await get(engine, pq(eio=3))
+    ws, task = await ws_session(engine)
+    assert [(s.engine_protocol, s.transport) for s in sockets] == [
+        (4, "polling"), (3, "polling"), (4, "websocket")]
+    ws.client_close()
+    await asyncio.wait_for(task, 2)
+    await engine.shutdown()
+
+
+async def test_shutdown_closes_every_session_as_server_shutting_down() -> None:
+    engine = EngineServer()
+    reasons: list[str] = []
+    engine.on("connection", lambda socket: socket.on("close", reasons.append))
+    await get(engine, pq())
+    ws, task = await ws_session(engine)
+    await engine.shutdown()
+    await asyncio.wait_for(task, 2)
+    assert reasons == ["server shutting down"] * 2
+    assert engine.sessions == {} and ws.closed
 
 
 @pytest.mark.parametrize("packet", [
