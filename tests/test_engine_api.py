@@ -64,6 +64,7 @@ async def ws_session(engine: EngineServer) -> tuple[InProcWebSocket, asyncio.Fut
     ({"handle_preflight_request": "yes"}, TypeError, "handle_preflight_request must be"),
     ({"path": ""}, ValueError, "path must be a non-empty string"),
     ({"path": None}, ValueError, "path must be a non-empty string"),
+    ({"http_compression": {"level": 9}}, ValueError, r"unknown http_compression keys: \['level'\]"),
     ({"cors": {"origin": "*"}}, TypeError, r"cors must be a sockjet.CORS\(...\) instance"),
     ({"cors": CORS(max_age=-1)}, ValueError, "max_age must be a non-negative"),
     ({"cors": CORS(max_age="600")}, ValueError, "max_age must be a non-negative"),
@@ -240,6 +241,30 @@ async def test_cookie_attributes_can_be_left_out(cookie: dict[str, Any], attribu
     response = await get(engine, pq())
     sid = json.loads(response.body[1:])["sid"]
     assert header(response, "set-cookie") == f"io={sid}{attributes}"
+
+
+@pytest.mark.parametrize(("option", "threshold"), [
+    (True, 1024),  # the default
+    ({}, 1024),
+    ({"threshold": 10}, 10),
+    (False, None),
+])
+async def test_polls_are_compressed_from_the_threshold_on(option: Any,
+                                                          threshold: int | None) -> None:
+    engine = EngineServer(http_compression=option)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    sid = json.loads((await get(engine, pq())).body[1:])["sid"]
+    for size in (threshold - 1, threshold) if threshold is not None else (5000,):
+        assert sockets[0].send("x" * (size - 1))  # the poll's body: "4" and the message
+        response = await engine.handle_request(
+            InProcRequest("GET", pq(sid), headers={"accept-encoding": "gzip"}))
+        assert response is not None and response.status == 200
+        compressed = threshold is not None and size >= threshold
+        assert header(response, "content-encoding") == ("gzip" if compressed else None)
+        body = zlib.decompress(response.body, 16 + zlib.MAX_WBITS) if compressed else response.body
+        assert body == b"4" + b"x" * (size - 1)
+    await engine.shutdown()
 
 
 @pytest.mark.parametrize(("accept", "encoding"), [
