@@ -229,6 +229,20 @@ async def test_allow_request_answers_count_for_their_truth() -> None:
     assert len(engine.sessions) == 1
 
 
+@pytest.mark.parametrize(("cookie", "expected"), [
+    (True, "io={sid}; Path=/; HttpOnly; SameSite=Lax"),
+    ("app_session", "app_session={sid}; Path=/; HttpOnly; SameSite=Lax"),  # a name
+    (False, None),
+    (None, None),  # the default
+])
+async def test_the_cookie_option_names_the_session_cookie_or_leaves_it_out(
+        cookie: Any, expected: str | None) -> None:
+    engine = EngineServer(cookie=cookie)
+    response = await get(engine, pq())
+    sid = json.loads(response.body[1:])["sid"]
+    assert header(response, "set-cookie") == (expected and expected.format(sid=sid))
+
+
 @pytest.mark.parametrize(("cookie", "attributes"), [
     ({"path": None}, "; HttpOnly; SameSite=Lax"),
     ({"path": ""}, "; HttpOnly; SameSite=Lax"),
