@@ -65,6 +65,11 @@ async def ws_session(engine: EngineServer) -> tuple[InProcWebSocket, asyncio.Fut
     ({"path": ""}, ValueError, "path must be a non-empty string"),
     ({"path": None}, ValueError, "path must be a non-empty string"),
     ({"http_compression": {"level": 9}}, ValueError, r"unknown http_compression keys: \['level'\]"),
+    ({"cookie": {"nmae": "io"}}, ValueError, r"unknown cookie keys: \['nmae'\]"),
+    ({"cookie": {"name": "a;b"}}, ValueError, "invalid cookie name 'a;b'"),
+    ({"cookie": {"name": ""}}, ValueError, "invalid cookie name ''"),
+    ({"cookie": {"same_site": "sometimes"}}, ValueError, "cookie same_site must be 'Strict'"),
+    ({"cookie": 42}, ValueError, "cookie must be True, a cookie name, or a dict"),
     ({"cors": {"origin": "*"}}, TypeError, r"cors must be a sockjet.CORS\(...\) instance"),
     ({"cors": CORS(max_age=-1)}, ValueError, "max_age must be a non-negative"),
     ({"cors": CORS(max_age="600")}, ValueError, "max_age must be a non-negative"),
@@ -232,6 +237,12 @@ async def test_allow_request_answers_count_for_their_truth() -> None:
 @pytest.mark.parametrize(("cookie", "expected"), [
     (True, "io={sid}; Path=/; HttpOnly; SameSite=Lax"),
     ("app_session", "app_session={sid}; Path=/; HttpOnly; SameSite=Lax"),  # a name
+    ({"name": "sticky", "path": "/x", "http_only": False, "same_site": "Strict", "secure": True,
+      "max_age": 60, "domain": "example.com"},
+     "sticky={sid}; Domain=example.com; Path=/x; Max-Age=60; Secure; SameSite=Strict"),
+    ({"same_site": "none", "secure": True}, "io={sid}; Path=/; HttpOnly; Secure; SameSite=None"),
+    ({"same_site": "STRICT", "max_age": 0},
+     "io={sid}; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
     (False, None),
     (None, None),  # the default
 ])
