@@ -54,6 +54,13 @@ async def ws_session(engine: EngineServer) -> tuple[InProcWebSocket, asyncio.Fut
 
 
 @pytest.mark.parametrize(("options", "error", "message"), [
+    ({"ping_interval": 0}, ValueError, "ping_interval must be a positive number of seconds, got 0"),
+    ({"ping_timeout": -1}, ValueError, "ping_timeout must be a positive number of seconds"),
+    ({"upgrade_timeout": "10"}, ValueError, "upgrade_timeout must be a positive number"),
+    ({"close_timeout": True}, ValueError, "close_timeout must be a positive number"),
+    ({"headers_timeout": 0}, ValueError, "headers_timeout must be a positive number"),
+    ({"request_timeout": -5}, ValueError, "request_timeout must be a positive number"),
+    ({"keep_alive_timeout": None}, ValueError, "keep_alive_timeout must be a positive number"),
     ({"queue_high_water": 0}, ValueError, "queue_high_water must be a positive"),
     ({"queue_high_water": 1.5}, ValueError, "queue_high_water must be a positive"),
     ({"queue_high_water": 10, "queue_limit": 9}, ValueError, "queue_limit must be an integer >="),
@@ -87,13 +94,25 @@ def test_invalid_engine_and_cors_options_raise(options: dict[str, Any], error: t
         sockjet.Server(**options)
 
 
+def test_the_defaults_are_the_documented_ones() -> None:
+    engine = EngineServer()
+    assert (engine.ping_interval, engine.ping_timeout) == (25, 20)
+    assert (engine.upgrade_timeout, engine.close_timeout) == (10, 30)
+    assert engine.max_http_buffer_size == 1_000_000
+    assert (engine.queue_high_water, engine.queue_limit) == (1 << 20, 100 << 20)
+    assert engine.compression_threshold == 1024  # http_compression=True
+    assert engine.per_message_deflate is False and engine.cookie is None
+
+
 async def test_valid_boundaries_of_the_same_options_are_accepted() -> None:
     engine = EngineServer(queue_high_water=1, queue_limit=1, max_header_size=1, max_headers=1,
+                          max_http_buffer_size=1,
                           handle_preflight_request=True, path="x",
                           origins="https://example.com:*",
                           cors=CORS(max_age=0, methods="GET, POST",
                                     allowed_headers=["X-Token", "Content-Type"]))
-    assert engine.path == "/x/"
+    assert engine.path == "/x/" and engine.max_http_buffer_size == 1
+    assert (engine.queue_high_water, engine.queue_limit) == (1, 1)
     options = InProcRequest("OPTIONS", pq(), headers={"origin": "https://example.com:8443"})
     response = await engine.handle_request(options)
     assert response is not None and response.status == 204
@@ -236,7 +255,7 @@ async def test_allow_request_answers_count_for_their_truth() -> None:
 
 @pytest.mark.parametrize(("cookie", "expected"), [
     (True, "io={sid}; Path=/; HttpOnly; SameSite=Lax"),
-    ("app_session", "app_session={sid}; Path=/; HttpOnly; SameSite=Lax"),  # a name
+    ("X-App-Session", "X-App-Session={sid}; Path=/; HttpOnly; SameSite=Lax"),  # a name
     ({"name": "sticky", "path": "/x", "http_only": False, "same_site": "Strict", "secure": True,
       "max_age": 60, "domain": "example.com"},
      "sticky={sid}; Domain=example.com; Path=/x; Max-Age=60; Secure; SameSite=Strict"),

@@ -193,6 +193,23 @@ async def test_direct_websocket_handshake_sets_the_session_cookie() -> None:
             assert ws.response.headers["set-cookie"] == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
 
 
+@pytest.mark.parametrize(("options", "deflate"), [
+    ({}, False),  # the default
+    ({"per_message_deflate": True}, True),
+])
+async def test_websocket_compression_is_negotiated_only_when_enabled(options: dict[str, Any],
+                                                                    deflate: bool) -> None:
+    rec = Recorder(**options)
+    async with serve(rec.engine) as url:
+        url = ws_url(url, f"{P}?EIO=4&transport=websocket")
+        async with websockets.connect(url, compression="deflate") as ws:  # the client offers it
+            extensions = ws.response.headers.get("sec-websocket-extensions") or ""
+            assert ("permessage-deflate" in extensions) is deflate
+            assert (await ws.recv()).startswith("0{")
+            await ws.send("4" + "z" * 2000)
+            assert await ws.recv() == "4" + "z" * 2000
+
+
 def test_invalid_options_raise() -> None:
     for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"ping_interval": "5"},
                 {"max_http_buffer_size": 0}, {"transports": ["flash"]}, {"transports": []},
