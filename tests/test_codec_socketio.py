@@ -522,6 +522,11 @@ BAD_PACKETS = [
     ('2["a",1e400]', "invalid JSON"),
     ('2"\ud800"', "invalid JSON"),
     ("0/admin?a=1,b=2,", "invalid JSON"),
+    # only ASCII digits make an ack id: what follows them is the JSON
+    ('2٣["a"]', "invalid JSON"),  # a non-ASCII decimal digit
+    ('2²["a"]', "invalid JSON"),  # str.isdigit() but not a decimal
+    ("31A", "invalid JSON"),
+    ('2/admin,1:["a"]', "invalid JSON"),
     # event payloads
     ('2{"a":1}', "non-empty array"),
     ('2"hello"', "non-empty array"),
@@ -584,6 +589,8 @@ BAD_PACKETS = [
     ('511-["a"]', "illegal attachments"),
     ('5999-["a"]', "illegal attachments"),
     ('51000-["a"]', "illegal attachments"),
+    ('50001-["a"]', "illegal attachments"),  # more than three digits, even with leading zeros
+    ("521", "illegal attachments"),  # digits but no dash: no count
     ("5", "illegal attachments"),
     ("6/admin,1[]", "illegal attachments"),
     ("61", "illegal attachments"),

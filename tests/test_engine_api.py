@@ -1,9 +1,10 @@
 """The Engine.IO server and its CORS policy at their edges, in process (tests/inproc.py):
 option checks, ``same_origin`` without a Host header, preflight handlers that return nonsense,
-the bounded refusal log, cookie attributes left out, ``Accept-Encoding`` negotiation, JSONP
-posts, sessions that receive packets they have no use for or overflow while pinging, POSTs that
-end their session, and WebSocket sessions opened directly or by an upgrade. Each test fails if
-the behaviour it names were missing or wrong."""
+the bounded refusal log, client mistakes logged once per address and cause, ``allow_request``
+answers that are neither ``True`` nor ``False``, cookie attributes left out, ``Accept-Encoding``
+negotiation, JSONP posts, sessions that receive packets they have no use for or overflow while
+pinging, POSTs that end their session, and WebSocket sessions opened directly or by an upgrade.
+Each test fails if the behaviour it names were missing or wrong."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from inproc import InProcRequest, InProcWebSocket, get, post
 import sockjet
 from sockjet import CORS, EngineServer, EngineSocket
 from sockjet.codecs import engineio as eio
-from sockjet.engine.notices import LogOnce
+from sockjet.engine.notices import LogOnce, peer_mistake, peer_notices
 from sockjet.exceptions import ClientGone
 
 
@@ -57,6 +58,13 @@ async def ws_session(engine: EngineServer) -> tuple[InProcWebSocket, asyncio.Fut
 
 
 @pytest.mark.parametrize(("options", "error", "message"), [
+    ({"ping_interval": 0}, ValueError, "ping_interval must be a positive number of seconds, got 0"),
+    ({"ping_timeout": -1}, ValueError, "ping_timeout must be a positive number of seconds"),
+    ({"upgrade_timeout": "10"}, ValueError, "upgrade_timeout must be a positive number"),
+    ({"close_timeout": True}, ValueError, "close_timeout must be a positive number"),
+    ({"headers_timeout": 0}, ValueError, "headers_timeout must be a positive number"),
+    ({"request_timeout": -5}, ValueError, "request_timeout must be a positive number"),
+    ({"keep_alive_timeout": None}, ValueError, "keep_alive_timeout must be a positive number"),
     ({"queue_high_water": 0}, ValueError, "queue_high_water must be a positive"),
     ({"queue_high_water": 1.5}, ValueError, "queue_high_water must be a positive"),
     ({"queue_high_water": 10, "queue_limit": 9}, ValueError, "queue_limit must be an integer >="),
@@ -67,6 +75,12 @@ async def ws_session(engine: EngineServer) -> tuple[InProcWebSocket, asyncio.Fut
     ({"handle_preflight_request": "yes"}, TypeError, "handle_preflight_request must be"),
     ({"path": ""}, ValueError, "path must be a non-empty string"),
     ({"path": None}, ValueError, "path must be a non-empty string"),
+    ({"http_compression": {"level": 9}}, ValueError, r"unknown http_compression keys: \['level'\]"),
+    ({"cookie": {"nmae": "io"}}, ValueError, r"unknown cookie keys: \['nmae'\]"),
+    ({"cookie": {"name": "a;b"}}, ValueError, "invalid cookie name 'a;b'"),
+    ({"cookie": {"name": ""}}, ValueError, "invalid cookie name ''"),
+    ({"cookie": {"same_site": "sometimes"}}, ValueError, "cookie same_site must be 'Strict'"),
+    ({"cookie": 42}, ValueError, "cookie must be True, a cookie name, or a dict"),
     ({"cors": {"origin": "*"}}, TypeError, r"cors must be a sockjet.CORS\(...\) instance"),
     ({"cors": CORS(max_age=-1)}, ValueError, "max_age must be a non-negative"),
     ({"cors": CORS(max_age="600")}, ValueError, "max_age must be a non-negative"),
@@ -84,19 +98,43 @@ def test_invalid_engine_and_cors_options_raise(options: dict[str, Any], error: t
         sockjet.Server(**options)
 
 
+def test_the_defaults_are_the_documented_ones() -> None:
+    engine = EngineServer()
+    assert (engine.ping_interval, engine.ping_timeout) == (25, 20)
+    assert (engine.upgrade_timeout, engine.close_timeout) == (10, 30)
+    assert engine.max_http_buffer_size == 1_000_000
+    assert (engine.queue_high_water, engine.queue_limit) == (1 << 20, 100 << 20)
+    assert engine.compression_threshold == 1024  # http_compression=True
+    assert engine.per_message_deflate is False and engine.cookie is None
+
+
 async def test_valid_boundaries_of_the_same_options_are_accepted() -> None:
     engine = EngineServer(queue_high_water=1, queue_limit=1, max_header_size=1, max_headers=1,
+                          max_http_buffer_size=1,
                           handle_preflight_request=True, path="x",
                           origins="https://example.com:*",
                           cors=CORS(max_age=0, methods="GET, POST",
                                     allowed_headers=["X-Token", "Content-Type"]))
-    assert engine.path == "/x/"
+    assert engine.path == "/x/" and engine.max_http_buffer_size == 1
+    assert (engine.queue_high_water, engine.queue_limit) == (1, 1)
     options = InProcRequest("OPTIONS", pq(), headers={"origin": "https://example.com:8443"})
     response = await engine.handle_request(options)
     assert response is not None and response.status == 204
     assert header(response, "access-control-allow-methods") == "GET,POST"
     assert header(response, "access-control-allow-headers") == "X-Token,Content-Type"
     assert header(response, "access-control-max-age") == "0"
+
+
+@pytest.mark.parametrize(("path", "normalised"), [
+    ("x", "/x/"),
+    ("/engine.io", "/engine.io/"),
+    ("//rt/engine.io//", "/rt/engine.io/"),
+    ("X", "/X/"),
+    ("/", "/"),  # the root: every request is the engine's
+    ("///", "/"),
+])
+def test_the_path_gets_one_slash_at_each_end(path: str, normalised: str) -> None:
+    assert EngineServer(path=path).path == normalised
 
 
 def test_origins_takes_one_value() -> None:
@@ -170,6 +208,30 @@ def test_forget_starts_afresh_up_to_the_overflow_notice(
     assert [r.getMessage() for r in caplog.records if r.name == "sockjet.cors"] == once * 2
 
 
+def test_peer_mistakes_are_logged_once_per_client_address_and_cause(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sockjet.peers")
+    peer_notices.forget()  # remembered for the whole process: this test starts afresh
+    try:
+        head = "request head over max_header_size"
+        peer_mistake(("203.0.113.7", 50123), head)
+        peer_mistake(("203.0.113.7", 50124), head)  # another port: the same client
+        peer_mistake(("203.0.113.7", 50123), "invalid WebSocket handshake", "no Upgrade header")
+        peer_mistake(("198.51.100.1", 41000), head)  # another client
+        peer_mistake(None, "deadline missed")  # a binding that does not know the address
+        peer_mistake(None, "deadline missed")
+    finally:
+        peer_notices.forget()
+    records = [r for r in caplog.records if r.name == "sockjet.peers"]
+    assert [r.getMessage() for r in records] == [
+        f"client 203.0.113.7: {head}",
+        "client 203.0.113.7: invalid WebSocket handshake (no Upgrade header)",
+        f"client 198.51.100.1: {head}",
+        "client unknown: deadline missed",
+    ]
+    assert {r.levelno for r in records} == {logging.INFO}
+
+
 # -- handshakes: WebSocket transport mix-up, cookies, compression ---------------------------------
 
 
@@ -181,6 +243,38 @@ async def test_websocket_request_asking_for_polling_is_a_bad_request() -> None:
     await asyncio.wait_for(engine.handle_websocket(ws), 2)
     assert ws.rejected == (400, b"Bad request")
     assert engine.sessions == {} and opened == []
+
+
+async def test_allow_request_answers_count_for_their_truth() -> None:
+    # a re.Match or None is an answer as good as True or False (and is not awaited)
+    engine = EngineServer(
+        allow_request=lambda req: re.fullmatch(r"[a-z]{8}", req.query.get("token", "")))
+    admitted = await engine.handle_request(InProcRequest("GET", {**pq(), "token": "abcdefgh"}))
+    assert admitted is not None and admitted.status == 200
+    refused = await engine.handle_request(InProcRequest("GET", {**pq(), "token": "abc"}))
+    assert refused is not None and refused.status == 403
+    assert json.loads(refused.body) == {"code": 4, "message": "Forbidden"}
+    assert len(engine.sessions) == 1
+
+
+@pytest.mark.parametrize(("cookie", "expected"), [
+    (True, "io={sid}; Path=/; HttpOnly; SameSite=Lax"),
+    ("X-App-Session", "X-App-Session={sid}; Path=/; HttpOnly; SameSite=Lax"),  # a name
+    ({"name": "sticky", "path": "/x", "http_only": False, "same_site": "Strict", "secure": True,
+      "max_age": 60, "domain": "example.com"},
+     "sticky={sid}; Domain=example.com; Path=/x; Max-Age=60; Secure; SameSite=Strict"),
+    ({"same_site": "none", "secure": True}, "io={sid}; Path=/; HttpOnly; Secure; SameSite=None"),
+    ({"same_site": "STRICT", "max_age": 0},
+     "io={sid}; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+    (False, None),
+    (None, None),  # the default
+])
+async def test_the_cookie_option_names_the_session_cookie_or_leaves_it_out(
+        cookie: Any, expected: str | None) -> None:
+    engine = EngineServer(cookie=cookie)
+    response = await get(engine, pq())
+    sid = json.loads(response.body[1:])["sid"]
+    assert header(response, "set-cookie") == (expected and expected.format(sid=sid))
 
 
 @pytest.mark.parametrize(("cookie", "attributes"), [
@@ -195,6 +289,30 @@ async def test_cookie_attributes_can_be_left_out(cookie: dict[str, Any], attribu
     response = await get(engine, pq())
     sid = json.loads(response.body[1:])["sid"]
     assert header(response, "set-cookie") == f"io={sid}{attributes}"
+
+
+@pytest.mark.parametrize(("option", "threshold"), [
+    (True, 1024),  # the default
+    ({}, 1024),
+    ({"threshold": 10}, 10),
+    (False, None),
+])
+async def test_polls_are_compressed_from_the_threshold_on(option: Any,
+                                                          threshold: int | None) -> None:
+    engine = EngineServer(http_compression=option)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    sid = json.loads((await get(engine, pq())).body[1:])["sid"]
+    for size in (threshold - 1, threshold) if threshold is not None else (5000,):
+        assert sockets[0].send("x" * (size - 1))  # the poll's body: "4" and the message
+        response = await engine.handle_request(
+            InProcRequest("GET", pq(sid), headers={"accept-encoding": "gzip"}))
+        assert response is not None and response.status == 200
+        compressed = threshold is not None and size >= threshold
+        assert header(response, "content-encoding") == ("gzip" if compressed else None)
+        body = zlib.decompress(response.body, 16 + zlib.MAX_WBITS) if compressed else response.body
+        assert body == b"4" + b"x" * (size - 1)
+    await engine.shutdown()
 
 
 @pytest.mark.parametrize(("accept", "encoding"), [
@@ -303,6 +421,32 @@ async def test_jsonp_polls_and_form_posts_carry_v3_payloads() -> None:
 # -- sessions -------------------------------------------------------------------------------------
 
 
+async def test_each_session_has_the_engine_protocol_it_asked_for() -> None:
+    engine = EngineServer(allow_eio3=True)
+    sockets: list[EngineSocket] = []
+    engine.on("connection", sockets.append)
+    await get(engine, pq(eio=4))
+    await get(engine, pq(eio=3))
+    ws, task = await ws_session(engine)
+    assert [(s.engine_protocol, s.transport) for s in sockets] == [
+        (4, "polling"), (3, "polling"), (4, "websocket")]
+    ws.client_close()
+    await asyncio.wait_for(task, 2)
+    await engine.shutdown()
+
+
+async def test_shutdown_closes_every_session_as_server_shutting_down() -> None:
+    engine = EngineServer()
+    reasons: list[str] = []
+    engine.on("connection", lambda socket: socket.on("close", reasons.append))
+    await get(engine, pq())
+    ws, task = await ws_session(engine)
+    await engine.shutdown()
+    await asyncio.wait_for(task, 2)
+    assert reasons == ["server shutting down"] * 2
+    assert engine.sessions == {} and ws.closed
+
+
 @pytest.mark.parametrize("packet", [
     "3",  # a pong no ping asked for
     "3probe",
@@ -408,9 +552,12 @@ async def failing_async(socket: EngineSocket) -> None:
     raise LookupError("no such user")
 
 
-@pytest.mark.parametrize("failing", [failing_sync, failing_async])
+@pytest.mark.parametrize(("failing", "message"), [
+    (failing_sync, f"error in handler {failing_sync!r}"),  # the handler that raised is named
+    (failing_async, "error in handler"),
+], ids=["sync", "async"])
 async def test_failing_handlers_are_logged_and_the_others_still_run(
-        failing: Any, caplog: pytest.LogCaptureFixture) -> None:
+        failing: Any, message: str, caplog: pytest.LogCaptureFixture) -> None:
     engine = EngineServer()
     received: list[str | bytes] = []
     engine.on("connection", failing)
@@ -421,7 +568,7 @@ async def test_failing_handlers_are_logged_and_the_others_still_run(
     await eventually(lambda: received and errors(caplog))
     assert received == ["hello"]  # the next handler ran
     [record] = errors(caplog)
-    assert record.getMessage().startswith("error in handler")
+    assert record.getMessage() == message
     assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
     ws.client_close()
     await asyncio.wait_for(task, 2)

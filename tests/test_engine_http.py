@@ -185,6 +185,31 @@ async def test_direct_websocket_starts_with_open_packet() -> None:
                 assert await ws.recv() == "4ping-pong"
 
 
+async def test_direct_websocket_handshake_sets_the_session_cookie() -> None:
+    rec = Recorder(cookie=True)
+    async with serve(rec.engine) as url:
+        async with websockets.connect(ws_url(url, f"{P}?EIO=4&transport=websocket")) as ws:
+            sid = json.loads((await ws.recv())[1:])["sid"]
+            assert ws.response.headers["set-cookie"] == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
+
+
+@pytest.mark.parametrize(("options", "deflate"), [
+    ({}, False),  # the default
+    ({"per_message_deflate": True}, True),
+])
+async def test_websocket_compression_is_negotiated_only_when_enabled(options: dict[str, Any],
+                                                                    deflate: bool) -> None:
+    rec = Recorder(**options)
+    async with serve(rec.engine) as url:
+        url = ws_url(url, f"{P}?EIO=4&transport=websocket")
+        async with websockets.connect(url, compression="deflate") as ws:  # the client offers it
+            extensions = ws.response.headers.get("sec-websocket-extensions") or ""
+            assert ("permessage-deflate" in extensions) is deflate
+            assert (await ws.recv()).startswith("0{")
+            await ws.send("4" + "z" * 2000)
+            assert await ws.recv() == "4" + "z" * 2000
+
+
 def test_invalid_options_raise() -> None:
     for bad in ({"ping_interval": 0}, {"ping_timeout": -1}, {"ping_interval": "5"},
                 {"max_http_buffer_size": 0}, {"transports": ["flash"]}, {"transports": []},
@@ -219,10 +244,11 @@ async def test_v3_binary_payloads_and_b64() -> None:
         r = await c.get(q(sid, 3))
         assert r.headers["content-type"] == "application/octet-stream"
         assert r.content == body
-        sid, _, _ = await handshake(c, url, 3, "&b64=1")
-        await c.post(q(sid, 3) + "&b64=1", content=b"6:b4AQID")
-        r = await c.get(q(sid, 3) + "&b64=1")
-        assert (r.headers["content-type"], r.text) == ("text/plain; charset=UTF-8", "6:b4AQID")
+        for b64 in ("1", "true"):  # engine.io-client sends 1; true is taken as well
+            sid, _, _ = await handshake(c, url, 3, f"&b64={b64}")
+            await c.post(q(sid, 3) + f"&b64={b64}", content=b"6:b4AQID")
+            r = await c.get(q(sid, 3) + f"&b64={b64}")
+            assert (r.headers["content-type"], r.text) == ("text/plain; charset=UTF-8", "6:b4AQID")
 
 
 # -- heartbeat -----------------------------------------------------------------------------------

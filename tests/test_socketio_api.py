@@ -7,6 +7,7 @@ were missing or wrong."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -569,6 +570,30 @@ async def test_handler_return_values_become_the_ack_arguments() -> None:
         assert await ws.next() == '433[[1,"two"]]'
 
 
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+async def test_handler_values_that_are_not_awaitable_are_never_awaited() -> None:
+    # a dataclass (like an enum member or a datetime) is none of the common plain types, nor a
+    # coroutine: the first handler's value is the ack, a later one's is dropped
+    io = sockjet.Server()
+
+    @io.on("connection")
+    def connection(socket: sockjet.Socket) -> None:
+        with_sync(socket)
+        socket.on("where", lambda: Point(1, 2))
+        socket.on("where", lambda: Point(3, 4))
+
+    async with InProc(io) as clients:
+        ws, _ = await clients.connected()
+        ws.client_send('421["where"]')
+        assert await ws.next() == '431[{"x":1,"y":2}]'
+        await sync(ws)  # nothing else was sent, and the connection still answers
+
+
 async def test_handler_failures_are_logged_and_answer_no_ack(
         caplog: pytest.LogCaptureFixture) -> None:
     io = sockjet.Server()
@@ -599,7 +624,7 @@ async def test_handler_failures_are_logged_and_answer_no_ack(
 
     caplog.set_level(logging.ERROR, logger="sockjet")
     async with InProc(io) as clients:
-        ws, _ = await clients.connected()
+        ws, sid = await clients.connected()
         ws.client_send('421["boom"]')
         ws.client_send('422["async-boom"]')
         ws.client_send('423["double",21]')
@@ -611,7 +636,9 @@ async def test_handler_failures_are_logged_and_answer_no_ack(
         failures = errors(caplog)
         assert [(r.name, type(r.exc_info[1]) if r.exc_info else None) for r in failures] == [
             ("sockjet.socketio", RuntimeError), ("sockjet.socketio", KeyError)]
-        assert "'boom'" in failures[0].getMessage()
+        # each says which event of which socket failed, the async one too
+        assert [r.getMessage() for r in failures] == [
+            f"error in handler for 'boom' on {sid}", f"error in handler for 'async-boom' on {sid}"]
 
 
 async def test_packet_refused_by_middleware_without_error_handler_is_logged(
