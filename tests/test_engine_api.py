@@ -36,6 +36,17 @@ def pq(sid: str | None = None, eio: int = 4) -> dict[str, str]:
         query["sid"] = sid
     return query
 
+async def polling_session(engine: EngineServer) -> tuple[EngineSocket, list[str]]:
+    """A new polling session of ``engine`` whose open packet was taken, and the reasons its
+    ``close`` event gives."""
+    sockets: list[EngineSocket] = []
+    closed: list[str] = []
+    engine.on("connection", lambda socket: (sockets.append(socket),
+                                            socket.on("close", closed.append)))
+    await get(engine, pq())  # carries the open packet
+    return sockets[0], closed
+
+
 
 def header(response: Any, name: str) -> str | None:
     values = [v for k, v in response.headers if k == name]
@@ -496,12 +507,7 @@ async def test_a_closed_session_is_not_writable() -> None:
 async def test_a_graceful_close_is_not_cut_short_by_a_later_cause() -> None:
     # the first reason wins: a shutdown while the close waits for its poll changes nothing
     engine = EngineServer()
-    sockets: list[EngineSocket] = []
-    closed: list[str] = []
-    engine.on("connection", lambda socket: (sockets.append(socket),
-                                            socket.on("close", closed.append)))
-    await get(engine, pq())  # carries the open packet
-    socket = sockets[0]
+    socket, closed = await polling_session(engine)
     assert socket.send("last words")
     socket.close()
     await engine.shutdown()
@@ -713,12 +719,7 @@ async def test_a_session_cut_off_over_queue_limit_logs_the_cause(
 
 async def test_a_poll_waiting_when_a_send_passes_queue_limit_is_answered() -> None:
     engine = EngineServer(queue_high_water=1, queue_limit=8)
-    sockets: list[EngineSocket] = []
-    closed: list[str] = []
-    engine.on("connection", lambda socket: (sockets.append(socket),
-                                            socket.on("close", closed.append)))
-    await get(engine, pq())  # carries the open packet
-    socket = sockets[0]
+    socket, closed = await polling_session(engine)
     waiting = asyncio.ensure_future(get(engine, pq(socket.sid)))
     await eventually(lambda: socket.poll_pending)
     assert not socket.send("x" * 20)  # over queue_limit: cut off
