@@ -217,8 +217,8 @@ class Metrics(EngineObserver, SocketIOObserver):
         packets.add_metric(["out"], self.packets_out)
         yield packets
         transferred = CounterMetricFamily(
-            "sockjet_bytes", "Bytes read from and written to clients (native binding: all of "
-            "the connections' bytes; ASGI: HTTP bodies and WebSocket messages)",
+            "sockjet_bytes", "Bytes of the Engine.IO packets received from and sent to clients "
+            "(type and data, UTF-8 for text)",
             labels=["direction"])
         transferred.add_metric(["in"], self.bytes_in)
         transferred.add_metric(["out"], self.bytes_out)

@@ -90,6 +90,7 @@ class RedisNamespaceAdapter(ClusterAdapter):
         if self.closed:
             return
         await super().close()
+        self.link.off_down(self.fail_requests)
         if self._subscribed:
             self.unsubscribe()
         await self.factory.released(self)

@@ -243,7 +243,7 @@ class RedisLink:
     @property
     def up(self) -> bool:
         """Whether Redis takes what is published and the subscriptions are in place."""
-        return (self._running and self._writer_ok
+        return (self._running and not self._closed and self._writer_ok
                 and all(sub.ok for sub in self._subscribers.values())
                 and all(part.ok for part in self._parts))
 
@@ -255,6 +255,11 @@ class RedisLink:
     def on_down(self, listener: Callable[[AdapterError], None]) -> None:
         """Call ``listener(error)`` whenever the link is lost."""
         self._down_listeners.append(listener)
+
+    def off_down(self, listener: Callable[[AdapterError], None]) -> None:
+        """Stop calling ``listener`` (its adapter closed)."""
+        if listener in self._down_listeners:
+            self._down_listeners.remove(listener)
 
     def went_down(self, cause: BaseException) -> None:
         """A reader or the writer lost Redis (the first of them starts the outage)."""

@@ -404,7 +404,8 @@ class StreamsNamespaceAdapter(RedisNamespaceAdapter):
         entries: list[tuple[str, Mapping[bytes, bytes]]] = []
         cursor = offset
         for _ in range(_RESTORE_CALLS):
-            batch = await client.xrange(self.stream, next_offset(cursor), "+")
+            batch = await client.xrange(self.stream, next_offset(cursor), "+",
+                                        count=self.factory.read_count)
             if batch:
                 for entry_id, fields in batch:
                     cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -42,7 +42,7 @@ def recovery_options(value: Any) -> RecoveryOptions | None:
 
 @dataclass(slots=True)
 class Session:
-    """What a socket that went away leaves behind: its ids, rooms (its own id's excepted) and
+    """What a socket that went away leaves behind: its ids, rooms (its own id's included) and
     ``data``, and when it went (``time.monotonic()``)."""
 
     sid: str

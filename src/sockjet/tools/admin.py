@@ -417,7 +417,10 @@ class AdminUI(SocketIOObserver):
             log.debug("Admin UI: command with a bad namespace or filter (%r, %r)", nsp,
                       selection)
             return None
-        operator = BroadcastOperator(self.io.of(nsp))
+        namespace = self.io.namespaces.get(nsp)  # a command never creates one
+        if namespace is None:
+            return None
+        operator = BroadcastOperator(namespace)
         return operator.to(selection) if selection else operator
 
     def _command_emit(self, nsp: Any = None, selection: Any = None, event: Any = None,
