@@ -124,10 +124,15 @@ async def test_demo_serves_client_js_and_chats_without_internet(tmp_path: Path) 
             assert hosted.headers["access-control-allow-credentials"] == "true"
         admin = sockjet.AsyncClient(api + "/admin", reconnection=False)
         configs: list[Any] = []
+        stats: list[Any] = []
         admin.on("config", configs.append)
+        admin.on("server_stats", stats.append)
         await admin.connect()
         await eventually(lambda: configs)
         assert "EMIT" not in configs[0]["supportedFeatures"]  # read-only: it only looks
+        # the demo's page app ignores lifespan: the server still started (the stats timer)
+        await eventually(lambda: stats)
+        assert stats[0]["clientsCount"] >= 1
         await admin.disconnect()
         out = await run_node_json("demo_browser.js", {"url": page + "/", "network": "offline"},
                                   timeout=60)

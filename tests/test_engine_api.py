@@ -810,3 +810,89 @@ async def test_a_poll_released_by_a_send_still_carries_it_when_the_session_ends_
     await engine.shutdown()
     response = await poll
     assert response is not None and response.body == b"4news\x1e1"
+
+
+# -- serving hooks: started once, stopped in reverse, a failed start unwinds -------------------
+
+
+def recording_hooks(engine: EngineServer, log: list[str], name: str,
+                    fail: list[BaseException] | None = None) -> None:
+    """Hooks that note when they run; the start raises the first exception left in ``fail``."""
+
+    async def start() -> None:
+        await asyncio.sleep(0.01)  # concurrent callers arrive while it runs
+        if fail:
+            log.append(f"{name} start failed")
+            raise fail.pop(0)
+        log.append(f"{name} start")
+
+    async def stop() -> None:
+        log.append(f"{name} stop")
+
+    engine.add_serving_hooks(start, stop)
+
+
+async def test_startup_runs_each_start_once_until_shutdown_and_stops_in_reverse() -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    recording_hooks(engine, log, "a")
+    recording_hooks(engine, log, "b")
+    assert not engine.started
+    # the runners, lifespan and the first requests may all ask: one run, every caller waits
+    await asyncio.gather(engine.startup(), engine.startup(), engine.startup())
+    assert engine.started and engine.loop is asyncio.get_running_loop()
+    await engine.startup()
+    assert log == ["a start", "b start"]
+    await engine.shutdown()
+    await engine.shutdown()  # the runner and lifespan may both ask: stopped once
+    assert not engine.started
+    assert log == ["a start", "b start", "b stop", "a stop"]
+    await engine.startup()  # served again: started again
+    assert log[-2:] == ["a start", "b start"] and engine.started
+    await engine.shutdown()
+
+
+async def test_a_failed_start_stops_what_started_and_the_next_startup_tries_again() -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    recording_hooks(engine, log, "a")
+    recording_hooks(engine, log, "b", fail=[sockjet.AdapterError("cannot reach Redis")])
+    recording_hooks(engine, log, "c")
+    results = await asyncio.gather(engine.startup(), engine.startup(), return_exceptions=True)
+    assert [str(result) for result in results] == ["cannot reach Redis"] * 2
+    # a started, b failed (it cleans up after itself), c never started
+    assert log == ["a start", "b start failed", "a stop"]
+    assert not engine.started
+    log.clear()
+    await engine.startup()
+    assert log == ["a start", "b start", "c start"] and engine.started
+    await engine.shutdown()
+
+
+async def test_a_failing_stop_is_logged_and_the_others_still_run(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    recording_hooks(engine, log, "a")
+
+    async def broken() -> None:
+        raise RuntimeError("stop broke")
+
+    engine.add_serving_hooks(lambda: asyncio.sleep(0), broken)
+    await engine.startup()
+    with caplog.at_level(logging.ERROR, "sockjet.engine"):
+        await engine.shutdown()
+    assert log == ["a start", "a stop"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        "a shutdown hook failed"]
+
+
+async def test_a_shutdown_during_startup_waits_for_it_then_stops_everything() -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    recording_hooks(engine, log, "a")
+    starting = asyncio.ensure_future(engine.startup())
+    await asyncio.sleep(0)
+    await engine.shutdown()
+    await starting
+    assert log == ["a start", "a stop"] and not engine.started

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import signal
+import socket
 import sys
 import zlib
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
-from conftest import eventually, free_port, serve, sockjet_process
+from conftest import BINDINGS, eventually, free_port, serve, sockjet_process
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -713,3 +714,106 @@ async def test_cancelled_serve_shuts_down(runner_name: str) -> None:
         assert rec.closed == ["server shutting down"]
         with pytest.raises(httpx.ConnectError):
             await client.get(url + "/engine.io/")
+
+
+# -- the engine starts on every binding path ---------------------------------------------------
+
+
+def noted_hooks(engine: EngineServer, log: list[str],
+                fail: list[BaseException] | None = None) -> None:
+    """Serving hooks that note their runs; the start raises the first exception in ``fail``."""
+
+    async def start() -> None:
+        if fail:
+            raise fail.pop(0)
+        log.append("start")
+
+    async def stop() -> None:
+        log.append("stop")
+
+    engine.add_serving_hooks(start, stop)
+
+
+async def test_mounted_in_a_framework_the_engine_starts_with_its_first_request(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Starlette's Mount keeps lifespan to itself: the engine starts before the first request
+    it sees instead; a start that fails answers 503 on the engine's paths (the log says why, the
+    client is not told), leaves the framework's other routes alone, and the next request tries
+    again."""
+    rec = Recorder()
+    log: list[str] = []
+    noted_hooks(rec.engine, log, fail=[sockjet.AdapterError("cannot reach Redis at redis://x")])
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/hello", hello),
+                            Mount("/rt", app=rec.engine.asgi_app(path="/engine.io/"))])
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        assert log == [] and not rec.engine.started  # lifespan never reached it
+        with caplog.at_level(logging.ERROR, "sockjet.asgi"):
+            refused = await client.get(f"{url}/rt/engine.io/?EIO=4&transport=polling")
+        assert (refused.status_code, refused.text) == (503, "Service Unavailable")
+        assert "redis" not in refused.text.lower()
+        assert [r.getMessage() for r in caplog.records if r.name == "sockjet.asgi"] == [
+            "startup failed: cannot reach Redis at redis://x"]
+        assert (await client.get(f"{url}/hello")).text == "hello"  # the other routes serve
+        assert log == [] and not rec.engine.started
+        # the next request to the engine tries again, and the start succeeds this time
+        await handshake(client, url, path="/rt/engine.io/")
+        await handshake(client, url, path="/rt/engine.io/")
+        assert log == ["start"] and rec.engine.started  # once
+        await rec.engine.shutdown()
+        assert log == ["start", "stop"]
+
+
+async def test_a_websocket_to_an_engine_that_cannot_start_is_refused() -> None:
+    rec = Recorder()
+    noted_hooks(rec.engine, [], fail=[sockjet.AdapterError("down")])
+    app = Starlette(routes=[Mount("/rt", app=rec.engine.asgi_app(path="/engine.io/"))])
+    async with serve(app) as url:
+        with pytest.raises((InvalidStatus, ConnectionClosed)):
+            async with ws_connect(url.replace("http", "ws")
+                                  + "/rt/engine.io/?EIO=4&transport=websocket") as ws:
+                await ws.recv()
+        assert rec.sockets == {}
+        await rec.engine.shutdown()
+
+
+async def test_uvicorn_starts_the_engine_when_the_wrapped_app_ignores_lifespan() -> None:
+    """An app that returns at once on lifespan (as many small ASGI apps do) used to keep the
+    engine's hooks from running: the runner starts them itself before listening."""
+    rec = Recorder()
+    log: list[str] = []
+    noted_hooks(rec.engine, log)
+
+    async def page_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # lifespan ignored
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    async with serve(rec.engine.asgi_app(page_app)):
+        assert log == ["start"] and rec.engine.started  # before any request
+    assert log == ["start", "stop"]
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_a_port_in_use_stops_what_started(binding: str) -> None:
+    """Listening fails after the engine started: its hooks are stopped again."""
+    log: list[str] = []
+    engine = EngineServer()
+    noted_hooks(engine, log)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if binding == "native":
+            with pytest.raises(OSError, match="address already in use"):
+                async with serve(engine, port=port):
+                    pass
+        else:  # uvicorn logs the error and exits (awaited here: asyncio lets no task catch it)
+            cfg, _ = uvicorn_runner.config(engine, "127.0.0.1", port, log_level="critical")
+            with pytest.raises(SystemExit):
+                await uvicorn_runner.UvicornServer(cfg, engine).serve_without_signals()
+    assert log == ["start", "stop"] and not engine.started

@@ -12,11 +12,12 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import eventually, run_command, serve
+from conftest import SOCKJET, eventually, free_port, run_command, serve
 from nodepeers import NodeClients
 from redisutil import redis_cluster, redis_server
 
@@ -375,6 +376,57 @@ async def test_an_unreachable_redis_stops_the_server_from_starting_with_a_clear_
         await ASGIApp(io)({"type": "lifespan"}, receive, send)
         assert sent[0]["type"] == "lifespan.startup.failed"
         assert f"cannot reach Redis at {url}" in sent[0]["message"]
+        # on uvicorn, the runner starts the server before lifespan
+        with pytest.raises(sockjet.AdapterError, match=f"cannot reach Redis at {url}"):
+            async with serve(io):
+                pass
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_start_that_failed_on_redis_succeeds_once_redis_is_back(kind: str) -> None:
+    async with redis_server() as r, fleet(kind, r.url, 1) as nodes:
+        io = sockjet.Server(adapter=factory(kind, r.url))
+        await r.stop()
+        with pytest.raises(sockjet.AdapterError, match="cannot reach Redis"):
+            await io.engine.startup()
+        assert not io.engine.started
+        await r.start()
+        await io.engine.startup()  # tried again: subscribes and connects this time
+        try:
+            await eventually(lambda: nodes[0].io.of("/").adapter.link.up)
+            assert await io.of("/").adapter.server_count() == 2
+            heard: list[Any] = []
+            io.on("hello", lambda *args: heard.append(args))
+            await nodes[0].io.server_side_emit("hello", "again")
+            await eventually(lambda: heard == [("again",)])
+        finally:
+            await io.close()
+
+
+async def test_mounted_in_a_framework_the_adapter_connects_with_the_first_request() -> None:
+    """A server mounted in Starlette gets no lifespan: its adapter connects before the first
+    request it serves, and it is one of the fleet from then on."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    async with redis_server() as r, fleet("classic", r.url, 1, others=0) as nodes:
+        io = sockjet.Server(adapter=factory("classic", r.url))
+        app = Starlette(routes=[Mount("/live", app=io.asgi_app())])
+        async with serve(app) as url:
+            assert await nodes[0].io.of("/").adapter.server_count() == 1  # not connected yet
+            client = sockjet.AsyncClient(url, path="/live/socket.io/", reconnection=False,
+                                           transports=["websocket"])
+            news: list[Any] = []
+            client.on("news", news.append)
+            await client.connect()
+            try:
+                assert io.engine.started
+                assert await nodes[0].io.of("/").adapter.server_count() == 2
+                nodes[0].io.emit("news", "from the other server")
+                await eventually(lambda: news == ["from the other server"])
+            finally:
+                await client.disconnect()
+                await io.close()  # nothing else would: Starlette never passes lifespan on
 
 
 # -- what goes over Redis -------------------------------------------------------------------------
@@ -528,6 +580,20 @@ async def test_arguments_are_checked() -> None:
         sockjet.RedisAdapter(aioredis.Redis(decode_responses=True))
     with pytest.raises(ValueError, match="key"):
         sockjet.RedisEmitter("redis://127.0.0.1:1", key="")
+
+
+@pytest.mark.parametrize("runner", ["native", "uvicorn"])
+async def test_sockjet_run_says_in_one_line_that_redis_is_unreachable(
+        runner: str, tmp_path: Path) -> None:
+    async with redis_server() as r:
+        url = r.url
+    (tmp_path / "fleetapp.py").write_text(
+        f"import sockjet\nio = sockjet.Server(adapter=sockjet.RedisAdapter({url!r}))\n")
+    code, _, err = await run_command(SOCKJET, "run", "fleetapp:io", "--port", str(free_port()),
+                                     "--runner", runner, cwd=tmp_path)
+    assert code == 1
+    assert err.decode().splitlines()[-1].startswith(f"sockjet: cannot reach Redis at {url}")
+    assert b"Traceback" not in err and b"cannot listen" not in err
 
 
 async def test_a_missing_redis_package_names_the_extra() -> None:

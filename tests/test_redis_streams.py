@@ -695,6 +695,22 @@ async def test_an_unreachable_redis_stops_the_server_from_starting() -> None:
             pass
 
 
+async def test_a_start_that_failed_on_redis_succeeds_once_redis_is_back() -> None:
+    async with redis_server() as r:
+        await r.stop()
+        io = sockjet.Server(adapter=sockjet.RedisStreamsAdapter(r.url))
+        with pytest.raises(sockjet.AdapterError, match="cannot reach Redis"):
+            await io.engine.startup()
+        await r.start()
+        await io.engine.startup()  # tried again: connects, reads the stream
+        try:
+            assert await io.of("/").adapter.server_count() == 1
+            io.emit("news", 1)
+            await until(lambda: _len_is(r, 1))
+        finally:
+            await io.close()
+
+
 async def test_a_key_that_is_not_a_stream_stops_the_server_from_starting() -> None:
     async with redis_server() as r:
         await r.command("SET", STREAM, "not a stream")

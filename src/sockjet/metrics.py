@@ -380,8 +380,7 @@ def enable_metrics(server: Any, registry: CollectorRegistry | None = None, *,
         engine.observer = metrics
         if socketio is not None:
             socketio.observe(metrics)
-        engine.startup_hooks.append(metrics.startup)
-        engine.shutdown_hooks.append(metrics.shutdown)
+        engine.add_serving_hooks(metrics.startup, metrics.shutdown)
     if path is not None:
         if not path.startswith("/"):
             raise ValueError("path must start with '/', e.g. '/metrics'")

@@ -76,14 +76,16 @@ class RedisNamespaceAdapter(ClusterAdapter):
         """Take them back."""
 
     async def init(self) -> None:
-        if self._subscribed or self.closed:
+        if self.closed:
             return
-        if self._pid != os.getpid():
-            # made before worker processes were forked: each is a server of its own
-            self._pid = os.getpid()
-            self.uid = self.new_uid()
-        self._subscribed = True
-        self.subscribe()
+        if not self._subscribed:
+            if self._pid != os.getpid():
+                # made before worker processes were forked: each is a server of its own
+                self._pid = os.getpid()
+                self.uid = self.new_uid()
+            self._subscribed = True
+            self.subscribe()
+        # connects once (later calls wait for that); after a failure, a later start tries again
         await self.link.connect()
 
     async def close(self) -> None:

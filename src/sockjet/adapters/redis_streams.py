@@ -244,7 +244,7 @@ class StreamsNamespaceAdapter(RedisNamespaceAdapter):
     # -- life -----------------------------------------------------------------------------------
 
     async def init(self) -> None:
-        if self.subscribed or self.closed:
+        if self.closed:
             return
         await super().init()
         await self.factory.start()

@@ -261,18 +261,22 @@ class ASGIApp:
         kind = scope["type"]
         if kind == "lifespan":
             return await self._lifespan(scope, receive, send)
+        engine = self.engine
+        failure = None if engine.started else await self._start_late()
         path: str = scope.get("path", "")
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
-        engine = self.engine
         if engine.routes and kind == "http" and path in engine.routes:
+            if failure is not None:
+                return await _unavailable(kind, receive, send)
             return await self._route(path, scope, receive, send)
-        if path.startswith(self.path):
+        if path.startswith(self.path) and kind in ("http", "websocket"):
+            if failure is not None:
+                return await _unavailable(kind, receive, send)
             if kind == "http":
                 return await self._http(scope, receive, send)
-            if kind == "websocket":
-                return await self._websocket(scope, receive, send)
+            return await self._websocket(scope, receive, send)
         if self.other_asgi_app is not None:
             return await self.other_asgi_app(scope, receive, send)
         if kind == "http":
@@ -280,6 +284,18 @@ class ASGIApp:
         elif kind == "websocket":
             await receive()
             await send({"type": "websocket.close", "code": 1000})
+
+    async def _start_late(self) -> Exception | None:
+        """No lifespan startup reached this app (a wrapped app that keeps lifespan to itself, a
+        framework mounting this app, lifespan turned off): the engine starts with the first
+        request instead, so that adapters connect and timers run. A failure is logged and
+        returned; the next request tries again."""
+        try:
+            await self.engine.startup()
+        except Exception as exc:
+            log.error("startup failed: %s", exc)
+            return exc
+        return None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -343,6 +359,17 @@ class ASGIApp:
                 await engine.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _unavailable(kind: str, receive: Receive, send: Send) -> None:
+    """The engine could not start (the log says why; clients are not told, since the reason
+    may name internal hosts): 503, or a refused WebSocket."""
+    if kind == "http":
+        await _write(send, Response(503, [("content-type", "text/plain")],
+                                    b"Service Unavailable"))
+    else:
+        await receive()
+        await send({"type": "websocket.close", "code": 1011})
 
 
 async def _write(send: Send, response: Response, head_only: bool = False) -> None:

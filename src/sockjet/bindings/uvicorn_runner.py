@@ -43,7 +43,16 @@ class UvicornServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         # asyncio reports every failed accept() (out of descriptors): logged once instead
         watch_accept_failures(asyncio.get_running_loop())
-        await super().startup(sockets)
+        if self._engine is None:
+            return await super().startup(sockets)
+        # the engine's hooks (adapters connecting...) run here, not only on lifespan startup,
+        # which a wrapped app may keep to itself; an error stops the start as on native
+        await self._engine.startup()
+        try:
+            await super().startup(sockets)
+        finally:
+            if not self.started:  # uvicorn gave up (lifespan failed, port in use): no shutdown
+                await self._engine.shutdown()
 
     async def shutdown(self, sockets: Any = None) -> None:
         if self._engine is not None:

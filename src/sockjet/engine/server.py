@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,6 +33,8 @@ TRANSPORTS = ("polling", "websocket")
 AllowRequest = Callable[[RequestInfo], "bool | Awaitable[bool]"]
 #: an HTTP endpoint of :attr:`Engine.routes`: the request in, the response out
 Route = Callable[[HTTPRequest], Awaitable[Response]]
+#: a start or stop hook (see :meth:`Engine.add_serving_hooks`)
+Hook = Callable[[], Awaitable[None]]
 
 #: unsent bytes per client above which volatile packets are dropped
 DEFAULT_QUEUE_HIGH_WATER = 1024 * 1024
@@ -131,10 +134,13 @@ class Engine(HasHandlers):
         self.new_sid: Callable[[], str] = new_sid
         #: the event loop serving this engine (known once it serves; used for thread-safe calls)
         self.loop: asyncio.AbstractEventLoop | None = None
-        #: run by :meth:`startup` and after :meth:`shutdown`, in order (the Socket.IO layer
-        #: connects and closes its adapters there)
-        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: (start, stop) pairs: each start runs in :meth:`startup`, in order, and each stop in
+        #: :meth:`shutdown`, in reverse order (the Socket.IO layer connects and closes its
+        #: adapters there); see :meth:`add_serving_hooks`
+        self._serving_hooks: list[tuple[Hook, Hook]] = []
+        self._startup: asyncio.Future[None] | None = None  # the run of the starts, once begun
+        self._started = False
+        self._stopped = False  # the stops ran since the last start: a second shutdown skips them
         #: the server's handlers (``connection``)
         self.handlers = Handlers()
         #: told of sessions, refusals, packets and bytes (``None``: nothing is counted; see
@@ -354,24 +360,65 @@ class Engine(HasHandlers):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def add_serving_hooks(self, start: Hook, stop: Hook) -> None:
+        """``start`` runs when a binding starts serving this engine, ``stop`` when it stops.
+        ``stop`` runs even if ``start`` did not (a shutdown without a startup); a ``start`` that
+        fails leaves nothing of its own running and can be tried again."""
+        self._serving_hooks.append((start, stop))
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`startup` has completed (and no :meth:`shutdown` came since)."""
+        return self._started
+
     async def startup(self) -> None:
-        """A binding starts serving this engine on the running loop: the startup hooks run (an
-        exception from one, such as an unreachable Redis, stops the binding from serving)."""
-        self.loop = asyncio.get_running_loop()
-        for hook in self.startup_hooks:
-            await hook()
+        """A binding starts serving this engine on the running loop: the start hooks run, once
+        until :meth:`shutdown` (every binding path calls this: the runners before listening,
+        the ASGI app on lifespan startup and before its first request, since a wrapped app or a
+        framework mounting it may never pass lifespan on; callers meanwhile wait for the one
+        run). If a start fails (an unreachable Redis), the starts before it are stopped again,
+        the exception is raised to every caller, and the next call tries again."""
+        if self._startup is None:
+            self.loop = asyncio.get_running_loop()
+            self._startup = asyncio.ensure_future(self._start_hooks())
+        await asyncio.shield(self._startup)
+
+    async def _start_hooks(self) -> None:
+        done: list[Hook] = []
+        self._stopped = False
+        try:
+            for start, stop in self._serving_hooks:
+                await start()
+                done.append(stop)
+            self._started = True
+        except BaseException:
+            self._startup = None
+            self._stopped = True
+            await self._stop_hooks(done)
+            raise
 
     async def shutdown(self) -> None:
         """Close every session (``"server shutting down"``): pending polls are answered; then
-        the shutdown hooks run."""
+        the stop hooks run (once: the bindings and lifespan may both ask)."""
+        startup, self._startup = self._startup, None
+        if startup is not None and not startup.done():
+            with contextlib.suppress(Exception):  # a failed start unwinds itself
+                await asyncio.shield(startup)
+        self._started = False
         for socket in list(self.sessions.values()):
             socket.end("server shutting down")
         # let pending polls and WebSocket writers flush their close
         for _ in range(3):
             await asyncio.sleep(0)
-        for hook in self.shutdown_hooks:
+        if not self._stopped:
+            self._stopped = True
+            await self._stop_hooks([stop for _start, stop in self._serving_hooks])
+
+    @staticmethod
+    async def _stop_hooks(stops: list[Hook]) -> None:
+        for stop in reversed(stops):
             try:
-                await hook()
+                await stop()
             except Exception:
                 log.exception("a shutdown hook failed")
 

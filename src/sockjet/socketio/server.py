@@ -179,8 +179,7 @@ class SocketServer:
         #: whether a binding serves this server (adapters made from then on are initialised
         #: at once)
         self._serving = False
-        self.engine.startup_hooks.append(self._init_adapters)
-        self.engine.shutdown_hooks.append(self._close_adapters)
+        self.engine.add_serving_hooks(self._init_adapters, self._close_adapters)
         self.of("/")
 
     # -- namespaces -----------------------------------------------------------------------------
@@ -376,8 +375,13 @@ class SocketServer:
         """The binding starts serving: every adapter made so far connects (an adapter that
         cannot, such as a Redis one whose server is unreachable, stops the start)."""
         self._serving = True
-        for nsp in list(self._nsps.values()):
-            await nsp.adapter.init()
+        try:
+            for nsp in list(self._nsps.values()):
+                await nsp.adapter.init()
+        except BaseException:
+            # adapters stay open, so that the next start tries them again
+            self._serving = False
+            raise
 
     async def _close_adapters(self) -> None:
         self._serving = False

@@ -239,8 +239,7 @@ class AdminUI(SocketIOObserver):
             for nsp in io.namespaces.values():  # sockets already there (a server serving)
                 for socket in list(nsp.sockets.values()):
                     self._watch(socket)
-        io.engine.startup_hooks.append(self._start)
-        io.engine.shutdown_hooks.append(self._stop)
+        io.engine.add_serving_hooks(self._start, self._stop)
         try:
             asyncio.get_running_loop()
         except RuntimeError:

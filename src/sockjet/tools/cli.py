@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..bindings import process, runner
+from ..exceptions import AdapterError
 
 #: environment variable giving ``sockjet demo --client-js`` a default
 CLIENT_JS_ENV = "SOCKJET_DEMO_CLIENT_JS"
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         runner.run(target, host=args.host, port=args.port, runner=args.runner,
                    workers=args.workers, log_level=args.log_level)
     except TypeError as exc:  # e.g. --runner native for a plain ASGI app, workers on uvicorn
+        raise SystemExit(f"sockjet: {exc}") from None
+    except AdapterError as exc:  # an adapter could not start (Redis unreachable): a line
         raise SystemExit(f"sockjet: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"sockjet: cannot listen on {args.host}:{args.port}: {exc}") from None

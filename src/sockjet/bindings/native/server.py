@@ -77,8 +77,18 @@ class NativeServer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Start the engine's hooks, then listen; if listening fails (a port in use), what
+        started is stopped again before the error is raised."""
         await self.engine.startup()
+        try:
+            await self._listen()
+        except BaseException:
+            await self.shutdown()
+            raise
+        self.started = True
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         watch_accept_failures(loop)
         factory = self.connection
@@ -96,7 +106,6 @@ class NativeServer:
                 host, port = sock.getsockname()[:2]
                 log.info("sockjet serving %s on http://%s:%s (native runner)", self.path,
                          f"[{host}]" if ":" in host else host, port)
-        self.started = True
 
     def request_stop(self) -> None:
         self.should_exit = True
