@@ -308,6 +308,86 @@ class ClosingAdapter(sockjet.InMemoryAdapter):
         self.closed += 1
 
 
+class StartingAdapter(ClosingAdapter):
+    """An adapter whose ``init`` waits for ``gate`` and then raises what ``failures`` holds."""
+
+    gate: asyncio.Event | None = None
+    failures: list[Exception] = []
+    made: list[StartingAdapter] = []
+
+    def __init__(self, nsp: Any) -> None:
+        super().__init__(nsp)
+        self.made.append(self)
+
+    async def init(self) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+async def test_a_dynamic_child_whose_adapter_cannot_start_is_refused_and_not_kept(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Adapter(StartingAdapter):
+        failures = [sockjet.AdapterError("cannot reach Redis")]
+        made: list[StartingAdapter] = []
+
+    io = sockjet.Server(adapter=Adapter)
+    dynamic = io.of(re.compile(r"/dyn-\d+"))
+    async with InProc(io) as clients:
+        ws, _ = await clients.open()
+        ws.client_send("40/dyn-1,")
+        assert await ws.next() == '44/dyn-1,{"message":"Internal server error"}'
+        assert "/dyn-1" not in io.namespaces and dynamic.children == {}
+        failed = Adapter.made[-1]
+        await eventually(lambda: failed.closed == 1)  # what it half-opened is released
+        assert [r.getMessage() for r in errors(caplog)] == [
+            "cannot open the dynamic namespace /dyn-1"]
+        await join(ws, "/dyn-1")  # the next CONNECT tries again, and works
+        assert io.namespaces["/dyn-1"].adapter is Adapter.made[-1] is not failed
+
+
+async def test_a_dynamic_matcher_that_raises_refuses_the_client_with_a_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def matcher(name: str, auth: dict[str, Any]) -> bool:
+        raise RuntimeError("matcher broke")
+
+    io = sockjet.Server()
+    io.of(matcher)
+    async with InProc(io) as clients:
+        ws, _ = await clients.open()
+        ws.client_send("40/any,")
+        assert await ws.next() == '44/any,{"message":"Internal server error"}'
+        assert [r.getMessage() for r in errors(caplog)] == [
+            "cannot open the dynamic namespace /any"]
+        assert await join(ws)  # the connection serves on
+
+
+async def test_a_dynamic_child_is_reachable_only_once_its_adapter_started() -> None:
+    """Two clients ask for a new child together: whichever adapter starts first is the child's,
+    the other is closed, and nobody joins before the adapter works."""
+
+    class Adapter(StartingAdapter):
+        gate = asyncio.Event()
+        made: list[StartingAdapter] = []
+
+    io = sockjet.Server(adapter=Adapter)
+    io.of(re.compile(r"/dyn-\d+"))
+    async with InProc(io) as clients:
+        a, _ = await clients.open()
+        b, _ = await clients.open()
+        a.client_send("40/dyn-1,")
+        b.client_send("40/dyn-1,")
+        await eventually(lambda: len(Adapter.made) == 3)  # "/" and one child each
+        assert "/dyn-1" not in io.namespaces
+        Adapter.gate.set()
+        a_id, b_id = await joined(a, "/dyn-1"), await joined(b, "/dyn-1")
+        child = io.namespaces["/dyn-1"]
+        assert set(child.sockets) == {a_id, b_id}
+        spare = [adapter for adapter in Adapter.made[1:] if adapter is not child.adapter]
+        await eventually(lambda: [adapter.closed for adapter in spare] == [1])
+
+
 async def test_remove_child_namespace_leaves_static_and_removed_namespaces_alone() -> None:
     io = sockjet.Server(adapter=ClosingAdapter)
     chat = io.of("/chat")

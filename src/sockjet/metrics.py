@@ -59,7 +59,7 @@ _MAX_HEAD = 16384
 _CLIENT_TIMEOUT = 10.0
 
 _CAUSES = ("origin", "allow_request", *REFUSAL_CAUSES.values())
-_CONNECT_REFUSALS = ("invalid_namespace", "middleware", "middleware_error")
+_CONNECT_REFUSALS = ("invalid_namespace", "namespace_error", "middleware", "middleware_error")
 _NOT_FOUND = Response(404, [("content-type", "text/plain")], b"Not Found")
 _BAD_METHOD = Response(405, [("content-type", "text/plain"), ("allow", "GET, HEAD")],
                        b"Method Not Allowed")

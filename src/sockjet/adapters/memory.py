@@ -127,9 +127,8 @@ class InMemoryAdapter(Adapter):
             if observer is not None:
                 observer.broadcast(0, None)
             return
-        observer = self.nsp.observer
         if observer is not None:
-            observer.event_sent(self.nsp, [socket.id for socket in targets], data)
+            observer.event_sent(self.nsp, targets, data)
         if offset is None:
             text, attachments = sio.encode(sio.EVENT, self.nsp.name, data)
             prepared = Prepared([text, *attachments])
@@ -160,9 +159,8 @@ class InMemoryAdapter(Adapter):
             if observer is not None:
                 observer.broadcast(0, None)
             return []
-        observer = self.nsp.observer
         if observer is not None:
-            observer.event_sent(self.nsp, [socket.id for socket in targets], data)
+            observer.event_sent(self.nsp, targets, data)
         ack_id = self.nsp.next_ack_id()
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
         prepared = Prepared([text, *attachments])

@@ -10,6 +10,7 @@ nothing in the engine."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,9 +39,10 @@ class SocketIOObserver:
     def room_left(self, nsp: Namespace, room: str, sid: str) -> None:
         """Local socket ``sid`` of ``nsp`` left ``room``."""
 
-    def event_sent(self, nsp: Namespace, sids: list[str], data: list[Any]) -> None:
+    def event_sent(self, nsp: Namespace, sockets: Sequence[Socket], data: list[Any]) -> None:
         """The event ``data`` (``[event, *args]``) went to these local sockets of ``nsp`` (a
-        direct emit, or this server's part of a broadcast)."""
+        direct emit, or this server's part of a broadcast: the broadcast's own list of
+        recipients, so that an observer that ignores it costs nothing per recipient)."""
 
     def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
         """A broadcast reached ``recipients`` sockets of this server (0 when nobody was
@@ -51,8 +53,9 @@ class SocketIOObserver:
 
     def connect_refused(self, reason: str) -> None:
         """A client's CONNECT to a namespace was answered with CONNECT_ERROR: ``reason`` is
-        ``"invalid_namespace"``, ``"middleware"`` (a middleware raised ``ConnectionRefused``)
-        or ``"middleware_error"`` (it raised something else)."""
+        ``"invalid_namespace"``, ``"namespace_error"`` (a dynamic namespace's matcher raised,
+        or the new namespace's adapter could not start), ``"middleware"`` (a middleware raised
+        ``ConnectionRefused``) or ``"middleware_error"`` (it raised something else)."""
 
 
 class Observers(SocketIOObserver):
@@ -79,9 +82,9 @@ class Observers(SocketIOObserver):
         for observer in self.observers:
             observer.room_left(nsp, room, sid)
 
-    def event_sent(self, nsp: Namespace, sids: list[str], data: list[Any]) -> None:
+    def event_sent(self, nsp: Namespace, sockets: Sequence[Socket], data: list[Any]) -> None:
         for observer in self.observers:
-            observer.event_sent(nsp, sids, data)
+            observer.event_sent(nsp, sockets, data)
 
     def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
         for observer in self.observers:

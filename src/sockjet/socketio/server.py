@@ -271,9 +271,18 @@ class SocketServer:
                 if existing is not None:  # created meanwhile by another connection
                     return existing
                 child = Namespace(self, name, self._adapter_factory, parent)
+                # reachable only once its adapter works: if init fails, nothing stays behind
+                try:
+                    await child.adapter.init()
+                except BaseException:
+                    self.invoker.track(child.adapter.close())
+                    raise
+                existing = self._nsps.get(name)
+                if existing is not None:  # made by another connection while ours started
+                    self.invoker.track(child.adapter.close())
+                    return existing
                 self._nsps[name] = child
                 parent.children[name] = child
-                await child.adapter.init()
                 return child
         return None
 
@@ -405,7 +414,14 @@ class SocketServer:
     async def _connect_async(self, conn: Connection, name: str, auth: dict[str, Any]) -> None:
         nsp: Namespace | None = None
         try:
-            nsp = self._nsps.get(name) or await self._match_dynamic(name, auth)
+            try:
+                nsp = self._nsps.get(name) or await self._match_dynamic(name, auth)
+            except Exception:  # the matcher raised, or the new namespace's adapter cannot start
+                log.exception("cannot open the dynamic namespace %s", name)
+                if conn.engine.state is SessionState.OPEN:
+                    conn.send_connect_error(name, "Internal server error")
+                    self._connect_refused("namespace_error")
+                return
             if nsp is None:
                 if conn.engine.state is SessionState.OPEN:
                     conn.send_connect_error(name, "Invalid namespace")

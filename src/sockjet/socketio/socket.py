@@ -157,7 +157,7 @@ class Socket(HasHandlers):
         data = [event, *args]
         observer = self.nsp.observer
         if observer is not None:
-            observer.event_sent(self.nsp, [self.id], data)
+            observer.event_sent(self.nsp, (self,), data)
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
         return self.conn.send(text, attachments)
 
@@ -177,7 +177,7 @@ class Socket(HasHandlers):
         data = [event, *args]
         observer = self.nsp.observer
         if observer is not None:
-            observer.event_sent(self.nsp, [self.id], data)
+            observer.event_sent(self.nsp, (self,), data)
         text, attachments = sio.encode(sio.EVENT, self.nsp.name, data, ack_id)
         if not self.conn.send(text, attachments):
             self.acks.discard(ack_id)

@@ -33,7 +33,7 @@ import re
 import secrets
 import socket as socketlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
@@ -493,12 +493,12 @@ class AdminUI(SocketIOObserver):
         asyncio.get_running_loop().call_soon(self._report, "room_left", nsp.name, room, sid,
                                              now_iso())
 
-    def event_sent(self, nsp: Namespace, sids: list[str], data: list[Any]) -> None:
+    def event_sent(self, nsp: Namespace, sockets: Sequence[Socket], data: list[Any]) -> None:
         if nsp is self.nsp:
             return  # what the UI itself is sent
         date = now_iso()
-        for sid in sids:
-            self._report("event_sent", nsp.name, sid, data, date)
+        for socket in sockets:
+            self._report("event_sent", nsp.name, socket.id, data, date)
 
 
 def _credentials(auth: Any) -> tuple[str, bytes] | None:
