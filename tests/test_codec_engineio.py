@@ -131,6 +131,15 @@ def test_utf16_len(text, length):
     assert eio.utf16_len(text) == length
 
 
+@pytest.mark.parametrize(
+    ("data", "length"),
+    [("", 0), ("ab", 2), (b"ab", 2), (b"\xff\xfe", 2), ("é", 2), ("4€", 4), ("😀", 4),
+     ("\ud800", 3)],  # a lone surrogate (JSON may carry one) takes three bytes
+)
+def test_byte_length_counts_utf8_for_text(data, length):
+    assert eio.byte_length(data) == length
+
+
 def test_utf16_len_counts_lone_surrogate_as_one_unit():
     assert eio.utf16_len("a\ud800b") == 3
 

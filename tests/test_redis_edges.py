@@ -132,10 +132,18 @@ async def test_the_emitter_with_given_clients_and_its_arguments() -> None:
         emitter = sockjet.RedisEmitter(raw, key="socket.io")
         await emitter.compress(False).send("hi")
         await eventually(lambda: got == [("hi",)])
-        blocking = sockjet.BlockingRedisEmitter(redis.Redis.from_url(r.url))
+        given = redis.Redis.from_url(r.url)
+        blocking = sockjet.BlockingRedisEmitter(given)
         blocking.of("/").send("again")
         await eventually(lambda: got == [("hi",), ("again",)])
+        # a client given to an emitter stays the caller's: close() leaves it open
         blocking.close()
+        await emitter.close()
+        assert given.ping() and await raw.ping()
+        blocking.send("still")
+        await emitter.send("open")
+        await eventually(lambda: got[2:] == [("still",), ("open",)])
+        given.close()
         assert emitter.of("chat").emission.nsp == "/chat"
         with pytest.raises(TypeError):
             emitter.of(3)  # type: ignore[arg-type]

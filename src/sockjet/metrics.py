@@ -36,9 +36,10 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
 
 from .bindings.asgi import Receive, Scope, Send
 from .bindings.native.http import render
+from .codecs.engineio import byte_length
 from .engine.observer import REFUSAL_CAUSES, EngineObserver
 from .engine.server import Engine
-from .engine.session import EngineSocket, Prepared, packet_size
+from .engine.session import EngineSocket, Prepared
 from .engine.transport import HTTPRequest, Response
 from .socketio.observer import SocketIOObserver
 from .socketio.server import SocketServer
@@ -91,7 +92,7 @@ class Buckets:
 
 def prepared_bytes(prepared: Prepared) -> int:
     """The bytes of a broadcast's packets (type and data), as sessions count their others."""
-    return sum(1 + packet_size(packet.data) for packet in prepared.packets)
+    return sum(1 + byte_length(packet.data) for packet in prepared.packets)
 
 
 class Metrics(EngineObserver, SocketIOObserver):

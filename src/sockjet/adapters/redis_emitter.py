@@ -78,14 +78,16 @@ class _Targeting:
     """The chainable part of an emitter: every call returns a new emitter on the same
     connection."""
 
-    def __init__(self, client: Any, emission: Emission, where: str) -> None:
+    def __init__(self, client: Any, emission: Emission, where: str, owns_client: bool) -> None:
         self.client = client
         self.emission = emission
         self._where = where
+        #: made from a URL: :meth:`close` closes it (a client given by the caller is theirs)
+        self._owns_client = owns_client
 
     def _with(self, emission: Emission) -> Self:
         other = object.__new__(type(self))
-        _Targeting.__init__(other, self.client, emission, self._where)
+        _Targeting.__init__(other, self.client, emission, self._where, self._owns_client)
         return other
 
     def _opts(self, **changes: Any) -> Self:
@@ -128,7 +130,7 @@ class RedisEmitter(_Targeting):
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
         super().__init__(make_client(url_or_client), Emission(key=key),
-                         describe(url_or_client))
+                         describe(url_or_client), isinstance(url_or_client, str))
 
     async def _publish(self, message: tuple[str, bytes]) -> None:
         try:
@@ -157,8 +159,10 @@ class RedisEmitter(_Targeting):
         await self._publish(self.emission.server_side(event, args))
 
     async def close(self) -> None:
-        """Close the connection (of a client made from a URL)."""
-        await self.client.aclose()
+        """Close the connection made from a URL (shared by the emitters derived from this one);
+        a client given to the emitter is left open."""
+        if self._owns_client:
+            await self.client.aclose()
 
 
 class BlockingRedisEmitter(_Targeting):
@@ -175,7 +179,8 @@ class BlockingRedisEmitter(_Targeting):
             client = redis.Redis.from_url(url_or_client, socket_connect_timeout=2.0)
         else:
             client = url_or_client
-        super().__init__(client, Emission(key=key), describe(url_or_client))
+        super().__init__(client, Emission(key=key), describe(url_or_client),
+                         isinstance(url_or_client, str))
 
     def _publish(self, message: tuple[str, bytes]) -> None:
         try:
@@ -202,4 +207,6 @@ class BlockingRedisEmitter(_Targeting):
         self._publish(self.emission.server_side(event, args))
 
     def close(self) -> None:
-        self.client.close()
+        """As :meth:`RedisEmitter.close`."""
+        if self._owns_client:
+            self.client.close()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..codecs.engineio import byte_length
 from ..engine.refusals import error_response
 from ..engine.server import Engine, normalise_path
 from ..engine.transport import Response
@@ -173,7 +174,7 @@ class ASGIWebSocket(_Request):
         queue = self._queue
         for data in frames:
             queue.append(data)
-            self._queued += _size(data)
+            self._queued += byte_length(data)
         if not self._replying and not self._writing:
             self._wake_writer()
 
@@ -221,7 +222,7 @@ class ASGIWebSocket(_Request):
         try:
             while queue:
                 data = queue.popleft()
-                self._queued -= _size(data)
+                self._queued -= byte_length(data)
                 if isinstance(data, str):
                     await self._send({"type": "websocket.send", "text": data})
                 else:
@@ -234,13 +235,6 @@ class ASGIWebSocket(_Request):
             self._writing = False
         if self._close_code is not None and self._writer is not None:
             self._wake_writer()  # the close waits for the queue
-
-
-def _size(data: str | bytes) -> int:
-    """Bytes on the wire (UTF-8 for text)."""
-    if isinstance(data, str) and not data.isascii():
-        return len(data.encode("utf-8", "surrogatepass"))
-    return len(data)
 
 
 class ASGIApp:

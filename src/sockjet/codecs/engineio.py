@@ -121,6 +121,14 @@ def _decode_base64(text: str, engine_protocol: int) -> EnginePacket:
 # -- payloads (HTTP long-polling bodies) --------------------------------------------------------
 
 
+def byte_length(data: str | bytes) -> int:
+    """Bytes of a message on the wire: UTF-8 for text (Node's ``Buffer.byteLength``). Lone
+    surrogates, which JSON may carry, count as the three bytes they take."""
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
+
+
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units (JavaScript ``string.length``), as v3 payloads count it."""
     if text.isascii():

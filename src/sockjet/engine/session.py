@@ -375,7 +375,7 @@ class EngineSocket(EngineProtocol, HasHandlers):
             message = await ws.receive()
             if message is None:
                 break
-            if len(message) > limit // 4 and _message_size(message) > limit:
+            if len(message) > limit // 4 and eio.byte_length(message) > limit:
                 reason = "transport error"
                 ws.close(1009)
                 break
@@ -420,19 +420,6 @@ class EngineSocket(EngineProtocol, HasHandlers):
         await self.run_websocket(ws, upgraded=True)
 
 
-def _message_size(message: str | bytes) -> int:
-    if isinstance(message, str):
-        return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
-    return len(message)
-
-
-def packet_size(data: str | bytes) -> int:
-    """The bytes of a packet's data (UTF-8 for text), its type excepted."""
-    if isinstance(data, str) and not data.isascii():
-        return len(data.encode("utf-8", "surrogatepass"))
-    return len(data)
-
-
 class ObservedEngineSocket(EngineSocket):
     """A session of an engine that has an observer: the same session, which also counts its
     packets and reports opening, upgrade and close. The engine makes these only while it has an
@@ -453,13 +440,13 @@ class ObservedEngineSocket(EngineSocket):
         if self.state is OPEN:
             observer = self._observer
             observer.packets_out += 1
-            observer.bytes_out += 1 + packet_size(data)
+            observer.bytes_out += 1 + eio.byte_length(data)
         return super().write_packet(ptype, data)
 
     def _handle(self, ptype: int, data: str | bytes) -> str | None:
         observer = self._observer
         observer.packets_in += 1
-        observer.bytes_in += 1 + packet_size(data)
+        observer.bytes_in += 1 + eio.byte_length(data)
         return super()._handle(ptype, data)
 
     def end(self, reason: str, graceful: bool = False, detail: str | None = None,

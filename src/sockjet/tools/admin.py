@@ -39,6 +39,7 @@ from functools import partial
 from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
+from ..codecs.engineio import byte_length
 from ..engine.protocol import SessionState
 from ..engine.session import EngineSocket, Prepared
 from ..exceptions import ConnectionRefused
@@ -62,13 +63,6 @@ COMMAND_FEATURES = ("EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "M
 
 _BCRYPT_HASH = re.compile(r"\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}")
 _OPEN = SessionState.OPEN
-
-
-def byte_length(data: str | bytes) -> int:
-    """Bytes of a message as Node counts them (``Buffer.byteLength``: UTF-8 for text)."""
-    if isinstance(data, str):
-        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
-    return len(data)
 
 
 def now_iso() -> str:

@@ -186,8 +186,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
         self._deadline_idle()
         if self._initial:  # before the transport reads anything more
             initial, self._initial = self._initial, b""
-            # (read, and counted, by the worker that passed the connection on)
-            HTTPConnection.data_received(self, initial)
+            self.data_received(initial)  # read by the worker that passed the connection on
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -530,7 +529,7 @@ class HTTPConnection(GuardedConnection, asyncio.Protocol):
             self._resume(_HANDOFF)
             if self.transport is not None:
                 self._in_message = self._routed = True  # parse it here, not checked again
-                HTTPConnection.data_received(self, data)  # (read, and counted, before)
+                self.data_received(data)
             return
         self._closing = True
         self._deadline_clear()
