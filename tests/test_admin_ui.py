@@ -342,7 +342,8 @@ async def test_sockets_rooms_and_events_are_reported_as_they_happen() -> None:
             await ui.next("event_sent", lambda n, i, a, d: (i, a) == (sid, ["q", 2]))
             ann.client.emit("leave", "lobby")
             await ui.next("room_left", lambda n, r, i, d: (n, r, i) == ("/", "lobby", sid))
-            (update,) = await ui.next("socket_updated", lambda u: u["id"] == sid)
+            (update,) = await ui.next("socket_updated",
+                                      lambda u: u["id"] == sid and "transport" in u)
             assert update == {"id": sid, "nsp": "/", "transport": "websocket"}
         nsp, who, reason, date = await ui.next("socket_disconnected", lambda n, i, r, d: i == sid)
         assert (nsp, reason) == ("/", "client namespace disconnect")
@@ -353,6 +354,33 @@ async def test_sockets_rooms_and_events_are_reported_as_they_happen() -> None:
         # nothing about the UI's own traffic
         assert not [args for args in ui.of("event_sent") if args[0] == "/admin"]
         assert not [args for args in ui.of("event_received") if args[0] == "/admin"]
+
+
+async def test_changes_of_socket_data_are_reported_within_a_second() -> None:
+    """Node's package reports ``socket.data`` changes (it proxies the object); here the data of
+    each socket is compared each second with what the UI last got, at any depth."""
+    async with running() as (url, io, _), Watcher(url) as ui:
+        await ui.next("config")
+        async with User(url) as ann:
+            sid = ann.id
+            # the connection handler set data["user"] after the UI was told of the socket
+            (update,) = await ui.next("socket_updated", lambda u: u["id"] == sid and "data" in u)
+            assert update == {"id": sid, "nsp": "/", "data": {"user": "anon"}}
+            socket = io.of("/").sockets[sid]
+            socket.data["tags"] = ["a"]
+            socket.data["tags"].append(b"\x01")  # nested, and binary
+            (update,) = await ui.next("socket_updated", lambda u: "tags" in u.get("data", {}))
+            assert update["data"] == {"user": "anon", "tags": ["a", b"\x01"]}
+            def data_updates() -> list[Any]:
+                return [u for (u,) in ui.of("socket_updated") if "data" in u]
+
+            count = len(data_updates())
+            await asyncio.sleep(2.2)  # unchanged: nothing more to say
+            assert len(data_updates()) == count
+            socket.data["_admin"]["transport"] = "changed by us"  # the UI's own field is not data
+            del socket.data["tags"]
+            await eventually(lambda: len(data_updates()) == count + 1)
+            assert data_updates()[-1]["data"] == {"user": "anon"}
 
 
 async def test_production_mode_sends_only_config_and_stats() -> None:

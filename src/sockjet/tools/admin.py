@@ -10,8 +10,10 @@ What the UI gets, on the admin namespace (``/admin`` by default), once authentic
 - ``server_stats({...})`` every 2 s, from every server of a cluster (a broadcast on the admin
   namespace, which the adapter carries to the admin sockets of every server), with the
   packet, byte and connection counts of each second since the previous report;
-- in development mode only: ``socket_connected``, ``socket_updated`` (transport upgrades),
-  ``socket_disconnected``, ``room_joined``, ``room_left``, ``event_received``, ``event_sent``.
+- in development mode only: ``socket_connected``, ``socket_updated`` (a transport upgrade, as
+  it happens; a change of ``socket.data``, seen within a second: Node's package proxies the
+  object, while here user code keeps its own dict, compared each second with what the UI was
+  last told), ``socket_disconnected``, ``room_joined``, ``room_left``, ``event_received``, ``event_sent``.
 
 And the UI's commands (unless ``read_only``): ``emit``, ``join``, ``leave`` and
 ``_disconnect``, each on a namespace and optionally a room or socket id, through the adapter
@@ -172,6 +174,13 @@ def _plain(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
+def _user_data(data: Any) -> dict[str, Any]:
+    """``socket.data`` as the UI shows it: plain, without the instrumentation's ``_admin``."""
+    if not isinstance(data, Mapping):
+        return {}
+    return {str(k): _plain(v, 1) for k, v in data.items() if k != "_admin"}
+
+
 def _process_started() -> float:
     """When this process started, on the :func:`time.monotonic` clock (Linux: from /proc;
     elsewhere: now)."""
@@ -215,6 +224,8 @@ class AdminUI(SocketIOObserver):
             self.features.append("ALL_EVENTS")
         self._timer: asyncio.TimerHandle | None = None
         self._ticks = 0
+        #: development mode: each local socket's data as the UI last saw it
+        self._data_seen: dict[Socket, dict[str, Any]] = {}
         self._started_at = 0.0
         self._pid = 0
 
@@ -287,6 +298,8 @@ class AdminUI(SocketIOObserver):
         self._ticks += 1
         if self._ticks % round(STATS_INTERVAL) == 1:
             self.emit_stats()
+        if self._data_seen:
+            self._report_data_changes()
         self._timer = asyncio.get_running_loop().call_later(1.0, self._tick)
 
     async def _stop(self) -> None:
@@ -387,7 +400,7 @@ class AdminUI(SocketIOObserver):
             "clientId": client_id,
             "transport": transport,
             "nsp": nsp,
-            "data": _plain({k: v for k, v in data.items() if k != "_admin"}),
+            "data": _user_data(data),
             "handshake": {
                 "address": headers.get("cf-connecting-ip") or headers.get("x-forwarded-for")
                 or handshake.address,
@@ -461,6 +474,7 @@ class AdminUI(SocketIOObserver):
         if isinstance(socket.data, dict):  # for other servers' fetch_sockets, as in Node
             socket.data["_admin"] = {"clientId": engine.sid[:12],
                                      "transport": engine.transport}
+        self._data_seen[socket] = _user_data(socket.data)
         if socket.nsp is not self.nsp:
             socket.on_any(partial(self._received, socket))
         engine.on("upgrade", partial(self._upgraded, socket))
@@ -473,10 +487,19 @@ class AdminUI(SocketIOObserver):
         self._report("socket_updated", {"id": socket.id, "nsp": socket.nsp.name,
                                         "transport": transport})
 
+    def _report_data_changes(self) -> None:
+        for socket, seen in list(self._data_seen.items()):
+            data = _user_data(socket.data)
+            if data != seen:
+                self._data_seen[socket] = data
+                self._report("socket_updated", {"id": socket.id, "nsp": socket.nsp.name,
+                                                "data": data})
+
     def _received(self, socket: Socket, event: str, *args: Any) -> None:
         self._report("event_received", socket.nsp.name, socket.id, [event, *args], now_iso())
 
     def socket_disconnected(self, socket: Socket, reason: str) -> None:
+        self._data_seen.pop(socket, None)
         self._report("socket_disconnected", socket.nsp.name, socket.id, reason, now_iso())
 
     def room_joined(self, nsp: Namespace, room: str, sid: str) -> None:
