@@ -13,7 +13,8 @@ What the UI gets, on the admin namespace (``/admin`` by default), once authentic
 - in development mode only: ``socket_connected``, ``socket_updated`` (a transport upgrade, as
   it happens; a change of ``socket.data``, seen within a second: Node's package proxies the
   object, while here user code keeps its own dict, compared each second with what the UI was
-  last told), ``socket_disconnected``, ``room_joined``, ``room_left``, ``event_received``, ``event_sent``.
+  last told), ``socket_disconnected``, ``room_joined``, ``room_left``, ``event_received``,
+  ``event_sent``.
 
 And the UI's commands (unless ``read_only``): ``emit``, ``join``, ``leave`` and
 ``_disconnect``, each on a namespace and optionally a room or socket id, through the adapter
