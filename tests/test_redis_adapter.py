@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import SOCKJET, eventually, free_port, run_command, serve
+from conftest import SOCKJET, eventually, free_port, run_command, serve, sockjet_process
 from nodepeers import NodeClients
 from redisutil import redis_cluster, redis_server
 
@@ -594,6 +594,33 @@ async def test_sockjet_run_says_in_one_line_that_redis_is_unreachable(
     assert code == 1
     assert err.decode().splitlines()[-1].startswith(f"sockjet: cannot reach Redis at {url}")
     assert b"Traceback" not in err and b"cannot listen" not in err
+
+
+async def test_workers_that_cannot_reach_redis_say_so_and_serve_once_it_is_back(
+        tmp_path: Path) -> None:
+    """With --workers, a worker that cannot reach Redis logs one line and is tried again: the
+    supervisor keeps the port, and the workers serve once Redis answers."""
+    async with redis_server() as r:
+        await r.stop()
+        (tmp_path / "fleetapp.py").write_text(
+            f"import sockjet\nio = sockjet.Server(adapter=sockjet.RedisAdapter({r.url!r}))\n")
+        port = free_port()
+        log = tmp_path / "sockjet.log"
+        async with sockjet_process(tmp_path, "run", "fleetapp:io", "--port", str(port),
+                                   "--workers", "2"):
+            await eventually(lambda: log.read_text().count(
+                f"cannot start: cannot reach Redis at {r.url}") >= 2, timeout=10)
+            assert "Traceback" not in log.read_text()
+            await r.start()
+            client = sockjet.AsyncClient(f"http://127.0.0.1:{port}", reconnection=False)
+            for _ in range(50):  # until a worker is up
+                try:
+                    await client.connect()
+                    break
+                except (sockjet.ConnectError, OSError):
+                    await asyncio.sleep(0.2)
+            assert client.connected
+            await client.disconnect()
 
 
 async def test_a_missing_redis_package_names_the_extra() -> None:

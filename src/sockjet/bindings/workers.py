@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from ..adapters.workers import WorkerLink
+from ..exceptions import AdapterError
 from .native.handoff import MAX_WORKERS, Handoff, tagged_sid_factory
 from .native.server import NativeServer
 from .process import configure_logging, native_loop_factory, tune_gc
@@ -169,6 +170,8 @@ class Supervisor:
                     sockets = [bind(host, port, listening=True)]
                 code = run_worker(self.target, sockets, index, self.count, self.directory,
                                   self.log_level, self.lifeline)
+            except AdapterError as exc:  # Redis unreachable: said in a line, tried again
+                log.error("worker %d cannot start: %s", index, exc)
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:
