@@ -172,7 +172,7 @@ def test_javascript_dates_in_nodes_msgpack_read_as_node_sends_them_to_clients() 
         date = bytes.fromhex(timestamp)
         payload = b"\x93" + pack("socket_connected") + b"\x81" + pack("at") + date + date
         assert unpack(payload) == ["socket_connected", {"at": iso}, iso]
-    # beyond Python's dates (JavaScript writes "+010000-01-01T00:00:00.000Z"): its count of ms
+    # outside years 1-9999 (JavaScript writes "+010000-01-01T00:00:00.000Z"): its count of ms
     assert unpack(bytes.fromhex("c70cff000000000000003afff44180")) == 253402300800000
     # what only looks like one (those bytes in a binary argument) stays as it is
     data = ["x", {"bin": b"\xd6\xff\x00\x00\x00\x00", "n": [1.5, None]}]

@@ -54,7 +54,7 @@ def _dates_as_json(value: Any) -> Any:
         ms = value.to_unix_nano() // 1_000_000  # a Date counts whole milliseconds
         try:
             when = _EPOCH + timedelta(milliseconds=ms)
-        except OverflowError:  # past year 9999, beyond Python's dates: the milliseconds
+        except OverflowError:  # outside years 1-9999, where Python has no dates: the count
             return ms
         return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, list):
