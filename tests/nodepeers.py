@@ -249,10 +249,12 @@ class NodeRedisServer(_LinePeer):
     or "streams" (``@socket.io/redis-streams-adapter``), on ``redis_url``; ``opts`` go to its
     config (key, requestsTimeout, publishOnSpecificResponseChannel, channelPrefix,
     subscriptionMode, streamName, maxLen, readCount, sessionKeyPrefix, recovery, namespaces,
-    serverSideEvents). Ready (listening, subscribed, reading its stream) once entered."""
+    serverSideEvents, admin: ``{"serverId", "mode", "namespace"?}`` for the official
+    ``@socket.io/admin-ui`` without auth). Ready (listening, subscribed, reading its stream)
+    once entered."""
 
     script = "redis_node_server.js"
-    packages = ("srv4", "redis-adapter", "redis4")
+    packages: tuple[str, ...] = ("srv4", "redis-adapter", "redis4")
     start_timeout = 15.0
 
     def __init__(self, port: int | None, redis_url: str, adapter: str = "classic",
@@ -262,6 +264,8 @@ class NodeRedisServer(_LinePeer):
         self.config = {"port": self.port, "redis": redis_url, "adapter": adapter, **opts}
         if adapter == "streams":
             self.packages = (*self.packages, "redis-streams-adapter")
+        if opts.get("admin"):
+            self.packages = (*self.packages, "admin-ui")
         super().__init__(json.dumps(self.config))
         self._ready: asyncio.Future[None] | None = None
 

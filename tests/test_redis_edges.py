@@ -159,3 +159,21 @@ def test_what_goes_over_redis_is_packed_once_and_read_both_ways() -> None:
     assert unpack(b'{"json": true}') == {"json": True}
     with pytest.raises(ValueError):
         unpack(b"\xc1")
+
+
+def test_javascript_dates_in_nodes_msgpack_read_as_node_sends_them_to_clients() -> None:
+    """notepack.io (Node's classic adapter) packs a Date as a msgpack timestamp (32, 64 or 96
+    bits; the bytes below are its own); a Node server sends its clients ``date.toJSON()``."""
+    for timestamp, iso in (
+            ("d6ff66322ec0", "2024-05-01T12:00:00.000Z"),
+            ("d7ff1d53530066322ec0", "2024-05-01T12:00:00.123Z"),
+            ("c70cff3b8b87c0ffffffffffffffff", "1969-12-31T23:59:59.999Z"),
+            ("c70cff1dcd6500fffffff18ff42880", "0005-01-01T00:00:00.500Z")):
+        date = bytes.fromhex(timestamp)
+        payload = b"\x93" + pack("socket_connected") + b"\x81" + pack("at") + date + date
+        assert unpack(payload) == ["socket_connected", {"at": iso}, iso]
+    # outside years 1-9999 (JavaScript writes "+010000-01-01T00:00:00.000Z"): its count of ms
+    assert unpack(bytes.fromhex("c70cff000000000000003afff44180")) == 253402300800000
+    # what only looks like one (those bytes in a binary argument) stays as it is
+    data = ["x", {"bin": b"\xd6\xff\x00\x00\x00\x00", "n": [1.5, None]}]
+    assert unpack(pack(data)) == data

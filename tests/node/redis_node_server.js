@@ -5,7 +5,10 @@
 //          requestsTimeout?, publishOnSpecificResponseChannel?, channelPrefix?,
 //          subscriptionMode?, streamName?, maxLen?, readCount?, sessionKeyPrefix?,
 //          recovery?: {maxDisconnectionDuration?, skipMiddlewares?} (connectionStateRecovery),
-//          namespaces?: ["/", ...], serverSideEvents?: ["ping", "hello"]}
+//          namespaces?: ["/", ...], serverSideEvents?: ["ping", "hello"],
+//          admin?: {serverId, mode: "development"|"production", namespace?}}
+// admin instruments the server with the official @socket.io/admin-ui 0.5 (auth false; its
+// namespace, "/admin" by default, is subscribed like the others before ready).
 // Prints {"ready":true} once listening and subscribed. Binary values are {"$bin": "<hex>"}.
 // Commands ({id, op, ...}; nsp defaults to "/", to/except are lists of rooms):
 //   emit {nsp?, to?, except?, event, args, volatile?, local?}
@@ -19,7 +22,8 @@
 //   all_rooms {nsp?} | server_count {nsp?}
 //   socket_data {nsp?, sid, data} | socket_join {nsp?, sid, room}   a socket of this server
 //               (sid, as "id" names the command)
-//   socket_info {nsp?, sid}   {id, pid, rooms, data, recovered} of a socket of this server
+//   socket_info {nsp?, sid}   {id, pid, rooms, data, recovered, engineId} of a socket of this
+//               server (engineId: its Engine.IO connection's id)
 //   close_transport {nsp?, sid}   close its Engine.IO connection ("forced close")
 //   events {}   what this server observed since the last call, in order:
 //               {type: "connection", nsp, id, auth, recovered},
@@ -119,6 +123,14 @@ async function main() {
   }
   const io = new Server(httpServer, options);
   for (const name of cfg.namespaces || ["/"]) watch(io.of(name));
+  if (cfg.admin) {
+    const opts = { auth: false, mode: cfg.admin.mode || "development",
+      serverId: cfg.admin.serverId };
+    if (cfg.admin.namespace) opts.namespaceName = cfg.admin.namespace;
+    // creates the admin namespace (and its adapter): before the probe below, which then
+    // confirms that namespace's subscriptions too
+    require("admin-ui").instrument(io, opts);
+  }
 
   // The adapters subscribe without waiting for Redis to confirm; one more subscription of the
   // same kind on the same connection is confirmed after theirs, so once it is, a message
@@ -129,7 +141,7 @@ async function main() {
     // in the same SUBSCRIBE as the public one) and its reader waits in XREAD BLOCK
     const prefix = cfg.channelPrefix || "socket.io";
     const ready = async () => {
-      for (const name of cfg.namespaces || ["/"]) {
+      for (const name of io._nsps.keys()) {
         const channel = `${prefix}#${name}#${io.of(name).adapter.uid}#`;
         const reply = await pub.sendCommand(["PUBSUB", "NUMSUB", channel]);
         if (Number(reply[1]) !== 1) return false;
@@ -238,7 +250,7 @@ async function main() {
     socket_info(cmd) {
       const s = local(cmd);
       return { id: s.id, pid: s.pid || null, rooms: [...s.rooms], data: s.data,
-        recovered: !!s.recovered };
+        recovered: !!s.recovered, engineId: s.conn.id };
     },
     close_transport(cmd) {
       local(cmd).conn.close();
