@@ -17,6 +17,7 @@ from conftest import eventually
 from inproc import InProc, join, joined, sync, with_sync
 
 import sockjet
+from sockjet.socketio.observer import SocketIOObserver
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -361,6 +362,33 @@ async def test_a_dynamic_matcher_that_raises_refuses_the_client_with_a_log(
         assert [r.getMessage() for r in errors(caplog)] == [
             "cannot open the dynamic namespace /any"]
         assert await join(ws)  # the connection serves on
+
+
+async def test_a_matcher_that_raises_after_its_client_left_answers_nobody(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Refusals(SocketIOObserver):
+        reasons: list[str] = []
+
+        def connect_refused(self, reason: str) -> None:
+            self.reasons.append(reason)
+
+    gate = asyncio.Event()
+
+    async def matcher(name: str, auth: dict[str, Any]) -> bool:
+        await gate.wait()
+        raise RuntimeError("matcher broke")
+
+    io = sockjet.Server()
+    io.of(matcher)
+    io.observe(Refusals())
+    async with InProc(io) as clients:
+        ws, sid = await clients.open()
+        ws.client_send("40/any,")
+        ws.client_close()
+        await eventually(lambda: sid not in io.engine.sessions)
+        gate.set()
+        await eventually(lambda: errors(caplog))  # still logged: the matcher is broken
+        assert Refusals.reasons == []  # but no refusal sent or counted for a gone client
 
 
 async def test_a_dynamic_child_is_reachable_only_once_its_adapter_started() -> None:
