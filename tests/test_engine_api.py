@@ -887,12 +887,93 @@ async def test_a_failing_stop_is_logged_and_the_others_still_run(
         "a shutdown hook failed"]
 
 
-async def test_a_shutdown_during_startup_waits_for_it_then_stops_everything() -> None:
+async def test_a_shutdown_during_startup_interrupts_it_then_stops_everything() -> None:
     engine = EngineServer()
     log: list[str] = []
-    recording_hooks(engine, log, "a")
+    recording_hooks(engine, log, "a")  # its start takes 10 ms
     starting = asyncio.ensure_future(engine.startup())
     await asyncio.sleep(0)
     await engine.shutdown()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert log == ["a stop"] and not engine.started
+
+
+def gated_hooks(engine: EngineServer, log: list[str], name: str,
+                start_gate: asyncio.Event | None = None,
+                stop_gate: asyncio.Event | None = None,
+                fail: list[BaseException] | None = None) -> None:
+    """Hooks whose start and stop wait for their gate (when given) and note when they begin
+    and end; the start raises the first exception left in ``fail``."""
+
+    async def start() -> None:
+        log.append(f"{name} start")
+        if start_gate is not None:
+            await start_gate.wait()
+        if fail:
+            raise fail.pop(0)
+
+    async def stop() -> None:
+        log.append(f"{name} stop begins")
+        if stop_gate is not None:
+            await stop_gate.wait()
+        log.append(f"{name} stop ends")
+
+    engine.add_serving_hooks(start, stop)
+
+
+async def test_a_shutdown_after_a_failed_start_runs_every_stop() -> None:
+    """The failed start's own stop too: it was left open to be tried again, and a shutdown
+    is the end of that."""
+    engine = EngineServer()
+    log: list[str] = []
+    gated_hooks(engine, log, "a")
+    gated_hooks(engine, log, "b", fail=[sockjet.AdapterError("down")])
+    gated_hooks(engine, log, "c")
+    with pytest.raises(sockjet.AdapterError):
+        await engine.startup()
+    assert log == ["a start", "b start", "a stop begins", "a stop ends"]
+    log.clear()
+    await engine.shutdown()
+    await engine.shutdown()
+    assert log == ["c stop begins", "c stop ends", "b stop begins", "b stop ends",
+                   "a stop begins", "a stop ends"]
+
+
+async def test_a_start_asked_while_a_failed_start_unwinds_gets_that_failure() -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    stopping = asyncio.Event()
+    gated_hooks(engine, log, "a", stop_gate=stopping)
+    gated_hooks(engine, log, "b", fail=[sockjet.AdapterError("down")])
+    first = asyncio.ensure_future(engine.startup())
+    await eventually(lambda: "a stop begins" in log)
+    second = asyncio.ensure_future(engine.startup())  # during the unwind
+    await asyncio.sleep(0.01)
+    stopping.set()
+    for caller in (first, second):
+        with pytest.raises(sockjet.AdapterError):
+            await caller
+    # no start overlapped the unwind
+    assert log == ["a start", "b start", "a stop begins", "a stop ends"]
+    await engine.startup()  # the next one starts afresh
+    assert log[4:] == ["a start", "b start"] and engine.started
+    await engine.shutdown()
+
+
+async def test_a_start_asked_during_a_shutdown_runs_after_its_stops() -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    stopping = asyncio.Event()
+    gated_hooks(engine, log, "a", stop_gate=stopping)
+    await engine.startup()
+    shutting = asyncio.ensure_future(engine.shutdown())
+    await eventually(lambda: "a stop begins" in log)
+    starting = asyncio.ensure_future(engine.startup())
+    await asyncio.sleep(0.01)
+    assert log == ["a start", "a stop begins"]  # not started while it stops
+    stopping.set()
+    await shutting
     await starting
-    assert log == ["a start", "a stop"] and not engine.started
+    assert log == ["a start", "a stop begins", "a stop ends", "a start"] and engine.started
+    await engine.shutdown()

@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import sockjet
 from sockjet import EngineServer, EngineSocket
-from sockjet.bindings import runner, uvicorn_protocols, uvicorn_runner
+from sockjet.bindings import asgi, runner, uvicorn_protocols, uvicorn_runner
 from sockjet.codecs.engineio import jsonp_escape
 
 SEP = "\x1e"
@@ -749,22 +749,28 @@ async def test_mounted_in_a_framework_the_engine_starts_with_its_first_request(
 
     app = Starlette(routes=[Route("/hello", hello),
                             Mount("/rt", app=rec.engine.asgi_app(path="/engine.io/"))])
+    engine_url = "/rt/engine.io/?EIO=4&transport=polling"
     async with serve(app) as url, httpx.AsyncClient() as client:
         assert log == [] and not rec.engine.started  # lifespan never reached it
         with caplog.at_level(logging.ERROR, "sockjet.asgi"):
-            refused = await client.get(f"{url}/rt/engine.io/?EIO=4&transport=polling")
-        assert (refused.status_code, refused.text) == (503, "Service Unavailable")
-        assert "redis" not in refused.text.lower()
+            # three requests wait for the one start: one failure, logged once
+            refused = await asyncio.gather(*(client.get(url + engine_url) for _ in range(3)))
+        assert {(r.status_code, r.text) for r in refused} == {(503, "Service Unavailable")}
         assert [r.getMessage() for r in caplog.records if r.name == "sockjet.asgi"] == [
-            "startup failed: cannot reach Redis at redis://x"]
+            "startup failed: cannot reach Redis at redis://x"]  # the client is not told why
         assert (await client.get(f"{url}/hello")).text == "hello"  # the other routes serve
+        # not tried again for a second: 503 at once (the start would have succeeded now)
+        assert (await client.get(url + engine_url)).status_code == 503
         assert log == [] and not rec.engine.started
-        # the next request to the engine tries again, and the start succeeds this time
-        await handshake(client, url, path="/rt/engine.io/")
+        await asyncio.sleep(asgi.START_RETRY_INTERVAL)
+        await handshake(client, url, path="/rt/engine.io/")  # tried again: it starts
         await handshake(client, url, path="/rt/engine.io/")
         assert log == ["start"] and rec.engine.started  # once
         await rec.engine.shutdown()
         assert log == ["start", "stop"]
+        # a shut-down engine is not started again by a request: the server is stopping
+        assert (await client.get(url + engine_url)).status_code == 503
+        assert log == ["start", "stop"] and rec.engine.shut_down
 
 
 async def test_a_websocket_to_an_engine_that_cannot_start_is_refused() -> None:
@@ -772,10 +778,12 @@ async def test_a_websocket_to_an_engine_that_cannot_start_is_refused() -> None:
     noted_hooks(rec.engine, [], fail=[sockjet.AdapterError("down")])
     app = Starlette(routes=[Mount("/rt", app=rec.engine.asgi_app(path="/engine.io/"))])
     async with serve(app) as url:
-        with pytest.raises((InvalidStatus, ConnectionClosed)):
+        with pytest.raises(InvalidStatus) as refused:
             async with ws_connect(url.replace("http", "ws")
-                                  + "/rt/engine.io/?EIO=4&transport=websocket") as ws:
-                await ws.recv()
+                                  + "/rt/engine.io/?EIO=4&transport=websocket"):
+                pass
+        assert refused.value.response.status_code == 503
+        assert refused.value.response.body == b"Service Unavailable"
         assert rec.sockets == {}
         await rec.engine.shutdown()
 
@@ -817,3 +825,31 @@ async def test_a_port_in_use_stops_what_started(binding: str) -> None:
             with pytest.raises(SystemExit):
                 await uvicorn_runner.UvicornServer(cfg, engine).serve_without_signals()
     assert log == ["start", "stop"] and not engine.started
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_a_serve_cancelled_while_the_engine_starts_stops_what_started(
+        binding: str) -> None:
+    engine = EngineServer()
+    log: list[str] = []
+    noted_hooks(engine, log)
+    never = asyncio.Event()
+
+    async def slow_start() -> None:
+        log.append("slow start")
+        await never.wait()
+
+    async def slow_stop() -> None:
+        log.append("slow stop")
+
+    engine.add_serving_hooks(slow_start, slow_stop)
+    serving = asyncio.ensure_future(
+        runner.serve(engine, "127.0.0.1", free_port(), log_level="critical",
+                     runner="native" if binding == "native" else "uvicorn"))
+    await eventually(lambda: "slow start" in log)
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(serving, 5)
+    # the start was interrupted and stopped what it started, then the shutdown ran every stop
+    assert log == ["start", "slow start", "stop", "slow stop", "stop"]
+    assert not engine.started

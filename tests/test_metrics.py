@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -592,3 +593,18 @@ async def test_metrics_and_the_admin_ui_together_each_see_everything() -> None:
         assert value(samples, "sockjet_broadcast_recipients_sum") == 1
         assert admin is not None and registry is not None
         await client.disconnect()
+
+
+async def test_a_metrics_port_in_use_stops_the_start_and_leaves_nothing_running() -> None:
+    io = sockjet.Server()
+    registry = CollectorRegistry()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sockjet.enable_metrics(io, registry, port=taken.getsockname()[1], lag_interval=0.01)
+        with pytest.raises(OSError):
+            await io.engine.startup()
+    await asyncio.sleep(0.05)  # five lag intervals: the lag sampling stopped with the start
+    assert not registry.get_sample_value("sockjet_event_loop_lag_seconds_count")
+    assert not io.engine.started
+    await io.close()

@@ -403,6 +403,43 @@ async def test_a_start_that_failed_on_redis_succeeds_once_redis_is_back(kind: st
             await io.close()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_server_stopped_and_started_again_is_in_the_fleet_again(kind: str) -> None:
+    """A start that fails after the adapters connected closes them (the unwind), as does a
+    shutdown: the next start makes new adapters on new connections."""
+    async with redis_server() as r, fleet(kind, r.url, 1) as nodes:
+        io = sockjet.Server(adapter=factory(kind, r.url))
+        heard: list[Any] = []
+        io.on("hello", lambda *args: heard.append(args))
+        failures = [RuntimeError("a later hook failed")]
+
+        async def later() -> None:
+            if failures:
+                raise failures.pop()
+
+        async def nothing() -> None:
+            pass
+
+        io.engine.add_serving_hooks(later, nothing)
+
+        async def in_the_fleet(word: str) -> None:
+            assert await io.of("/").adapter.server_count() == 2
+            await nodes[0].io.server_side_emit("hello", word)
+            await eventually(lambda: heard[-1:] == [(word,)])
+
+        with pytest.raises(RuntimeError, match="a later hook failed"):
+            await io.engine.startup()
+        first = io.of("/").adapter
+        await io.engine.startup()
+        assert io.of("/").adapter is not first
+        await in_the_fleet("after a failed start")
+        await io.engine.shutdown()
+        await io.engine.startup()
+        await in_the_fleet("after a shutdown")
+        await io.close()
+        assert io.of("/").adapter.closed
+
+
 async def test_mounted_in_a_framework_the_adapter_connects_with_the_first_request() -> None:
     """A server mounted in Starlette gets no lifespan: its adapter connects before the first
     request it serves, and it is one of the fleet from then on."""

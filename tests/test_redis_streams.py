@@ -711,6 +711,20 @@ async def test_a_start_that_failed_on_redis_succeeds_once_redis_is_back() -> Non
             await io.close()
 
 
+async def test_a_server_stopped_and_started_again_reads_and_writes_the_stream_again() -> None:
+    async with redis_server() as r:
+        io = sockjet.Server(adapter=sockjet.RedisStreamsAdapter(r.url))
+        await io.engine.startup()
+        await io.engine.shutdown()
+        await io.engine.startup()  # new connections, a new reader and writer
+        try:
+            assert await io.of("/").adapter.server_count() == 1
+            io.emit("news", 1)
+            await until(lambda: _len_is(r, 1))
+        finally:
+            await io.close()
+
+
 async def test_a_key_that_is_not_a_stream_stops_the_server_from_starting() -> None:
     async with redis_server() as r:
         await r.command("SET", STREAM, "not a stream")

@@ -309,6 +309,18 @@ class ClosingAdapter(sockjet.InMemoryAdapter):
         self.closed += 1
 
 
+class Refusals(SocketIOObserver):
+    """Notes the reasons of refused CONNECTs (in a list made anew with each observer)."""
+
+    reasons: list[str] = []
+
+    def __init__(self) -> None:
+        Refusals.reasons = []
+
+    def connect_refused(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+
 class StartingAdapter(ClosingAdapter):
     """An adapter whose ``init`` waits for ``gate`` and then raises what ``failures`` holds."""
 
@@ -335,6 +347,7 @@ async def test_a_dynamic_child_whose_adapter_cannot_start_is_refused_and_not_kep
 
     io = sockjet.Server(adapter=Adapter)
     dynamic = io.of(re.compile(r"/dyn-\d+"))
+    io.observe(Refusals())
     async with InProc(io) as clients:
         ws, _ = await clients.open()
         ws.client_send("40/dyn-1,")
@@ -344,6 +357,7 @@ async def test_a_dynamic_child_whose_adapter_cannot_start_is_refused_and_not_kep
         await eventually(lambda: failed.closed == 1)  # what it half-opened is released
         assert [r.getMessage() for r in errors(caplog)] == [
             "cannot open the dynamic namespace /dyn-1"]
+        assert Refusals.reasons == ["namespace_error"]  # counted as such
         await join(ws, "/dyn-1")  # the next CONNECT tries again, and works
         assert io.namespaces["/dyn-1"].adapter is Adapter.made[-1] is not failed
 
@@ -366,12 +380,6 @@ async def test_a_dynamic_matcher_that_raises_refuses_the_client_with_a_log(
 
 async def test_a_matcher_that_raises_after_its_client_left_answers_nobody(
         caplog: pytest.LogCaptureFixture) -> None:
-    class Refusals(SocketIOObserver):
-        reasons: list[str] = []
-
-        def connect_refused(self, reason: str) -> None:
-            self.reasons.append(reason)
-
     gate = asyncio.Event()
 
     async def matcher(name: str, auth: dict[str, Any]) -> bool:
@@ -389,6 +397,24 @@ async def test_a_matcher_that_raises_after_its_client_left_answers_nobody(
         gate.set()
         await eventually(lambda: errors(caplog))  # still logged: the matcher is broken
         assert Refusals.reasons == []  # but no refusal sent or counted for a gone client
+
+
+async def test_a_dynamic_child_whose_adapter_started_after_the_server_stopped_is_dropped() -> None:
+    class Adapter(StartingAdapter):
+        gate = asyncio.Event()
+        made: list[StartingAdapter] = []
+
+    io = sockjet.Server(adapter=Adapter)
+    io.of(re.compile(r"/dyn-\d+"))
+    async with InProc(io) as clients:
+        ws, _ = await clients.open()
+        ws.client_send("40/dyn-1,")
+        await eventually(lambda: len(Adapter.made) == 2)
+        await io.close()  # the adapters close while the child's one is still starting
+        Adapter.gate.set()
+        child = Adapter.made[1]
+        await eventually(lambda: child.closed == 1)
+        assert "/dyn-1" not in io.namespaces
 
 
 async def test_a_dynamic_child_is_reachable_only_once_its_adapter_started() -> None:

@@ -133,7 +133,7 @@ class Metrics(EngineObserver, SocketIOObserver):
         key = (transport, str(socket.engine_protocol))
         self.connected[key] = self.connected.get(key, 0) + 1
         self.connections[key] = self.connections.get(key, 0) + 1
-        if self._lag_timer is None:  # a binding that ran no startup hooks (ASGI, no lifespan)
+        if self._lag_timer is None:  # a server run by no binding (in-process, in tests)
             self.start_lag_timer()
 
     def session_upgraded(self, socket: EngineSocket) -> None:
@@ -268,8 +268,12 @@ class Metrics(EngineObserver, SocketIOObserver):
                             "(worker i on port + i)", self.path)
         if self.port is not None and self._port_server is None:
             port = self.port + (worker or 0)
-            self._port_server = await asyncio.start_server(
-                self._serve_client, self.host, port, limit=_MAX_HEAD)
+            try:
+                self._port_server = await asyncio.start_server(
+                    self._serve_client, self.host, port, limit=_MAX_HEAD)
+            except BaseException:  # the port is taken: nothing of this start stays running
+                self.stop_lag_timer()
+                raise
             log.info("metrics on http://%s:%s/metrics", self.host, port)
 
     async def shutdown(self) -> None:

@@ -25,6 +25,7 @@ class RedisFactory:
     def __init__(self, url_or_client: Any, requests_timeout: float) -> None:
         if not isinstance(requests_timeout, int | float) or requests_timeout <= 0:
             raise ValueError("requests_timeout must be a positive number of seconds")
+        self._target = url_or_client
         self.link = RedisLink(url_or_client)
         self.requests_timeout = float(requests_timeout)
         self.adapters: set[RedisNamespaceAdapter] = set()
@@ -34,9 +35,15 @@ class RedisFactory:
         """A new adapter for namespace ``nsp``."""
 
     def __call__(self, nsp: Any) -> RedisNamespaceAdapter:
+        if self.link.closed:  # the server closed and serves again: new connections
+            self.reopen()
         adapter = self.make(nsp)
         self.adapters.add(adapter)
         return adapter
+
+    def reopen(self) -> None:
+        """A new link in place of the closed one (to the same URL, or on the client given)."""
+        self.link = RedisLink(self._target)
 
     async def released(self, adapter: RedisNamespaceAdapter) -> None:
         """An adapter closed: the connections close with the last one."""

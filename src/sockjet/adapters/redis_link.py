@@ -241,6 +241,12 @@ class RedisLink:
     # -- state ------------------------------------------------------------------------------
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: the link is done (a server that serves again
+        makes a new one)."""
+        return self._closed
+
+    @property
     def up(self) -> bool:
         """Whether Redis takes what is published and the subscriptions are in place."""
         return (self._running and not self._closed and self._writer_ok

@@ -173,14 +173,22 @@ class RedisStreamsAdapter(RedisFactory):
         self.read_count = read_count
         self.session_key_prefix = session_key_prefix
         self.channel_prefix = channel_prefix
+        #: the adapters reading the stream, by namespace name
+        self.namespaces: dict[str, StreamsNamespaceAdapter] = {}
+        self._open_stream()
+
+    def _open_stream(self) -> None:
         #: this server's writes, in order (XADD, SET)
         self.writer = StreamWriter(self.link)
         #: this server's one reader of the stream
-        self.reader = StreamReader(self.link, stream_name, self._deliver, count=read_count)
-        #: the adapters reading the stream, by namespace name
-        self.namespaces: dict[str, StreamsNamespaceAdapter] = {}
+        self.reader = StreamReader(self.link, self.stream_name, self._deliver,
+                                   count=self.read_count)
         self._reading = False
         self._starting: asyncio.Lock | None = None
+
+    def reopen(self) -> None:
+        super().reopen()
+        self._open_stream()
 
     def make(self, nsp: Any) -> StreamsNamespaceAdapter:
         return StreamsNamespaceAdapter(nsp, self)

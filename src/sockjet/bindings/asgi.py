@@ -24,6 +24,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+#: seconds between two tries of a late start that failed (requests meanwhile get 503 at once)
+START_RETRY_INTERVAL = 1.0
+
 _HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
@@ -250,24 +253,25 @@ class ASGIApp:
         self.engine: Engine = server.engine
         self.other_asgi_app = other_asgi_app
         self.path = normalise_path(path) if path is not None else self.engine.path
+        self._retry_at = 0.0  # a failed late start is not tried again before then
+        self._failure: Exception | None = None  # the last one logged
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             return await self._lifespan(scope, receive, send)
         engine = self.engine
-        failure = None if engine.started else await self._start_late()
         path: str = scope.get("path", "")
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
         if engine.routes and kind == "http" and path in engine.routes:
-            if failure is not None:
-                return await _unavailable(kind, receive, send)
+            if not engine.started:
+                await self._start_late()  # served either way (metrics, when nothing else is)
             return await self._route(path, scope, receive, send)
         if path.startswith(self.path) and kind in ("http", "websocket"):
-            if failure is not None:
-                return await _unavailable(kind, receive, send)
+            if not engine.started and not await self._start_late():
+                return await self._unavailable(kind, scope, receive, send)
             if kind == "http":
                 return await self._http(scope, receive, send)
             return await self._websocket(scope, receive, send)
@@ -279,17 +283,45 @@ class ASGIApp:
             await receive()
             await send({"type": "websocket.close", "code": 1000})
 
-    async def _start_late(self) -> Exception | None:
+    async def _start_late(self) -> bool:
         """No lifespan startup reached this app (a wrapped app that keeps lifespan to itself, a
         framework mounting this app, lifespan turned off): the engine starts with the first
-        request instead, so that adapters connect and timers run. A failure is logged and
-        returned; the next request tries again."""
+        request to it instead, so that adapters connect and timers run. Whether it is started:
+        not after a shutdown (the server is stopping), nor while a failed start is recent (it
+        is tried again at most every :data:`START_RETRY_INTERVAL` seconds; each failure is
+        logged once, however many requests waited for it)."""
+        engine = self.engine
+        if engine.shut_down:
+            return False
+        now = asyncio.get_running_loop().time()
+        if now < self._retry_at:
+            return False
         try:
-            await self.engine.startup()
+            await engine.startup()
         except Exception as exc:
-            log.error("startup failed: %s", exc)
-            return exc
-        return None
+            self._retry_at = now + START_RETRY_INTERVAL
+            if exc is not self._failure:
+                self._failure = exc
+                log.error("startup failed: %s", exc)
+            return False
+        return True
+
+    async def _unavailable(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """The engine is not started (the log says why; clients are not told, since the
+        reason may name internal hosts): 503, also as a WebSocket handshake's answer where the
+        server can send one (else the handshake is refused: 403)."""
+        if kind == "http":
+            return await _write(send, Response(503, [("content-type", "text/plain")],
+                                               b"Service Unavailable"))
+        try:
+            ws = ASGIWebSocket(scope, receive, send)
+        except (UnicodeDecodeError, ValueError):
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await ws.reject(503, b"Service Unavailable")
+        ws.close()
+        await ws.wait_closed()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -353,17 +385,6 @@ class ASGIApp:
                 await engine.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-async def _unavailable(kind: str, receive: Receive, send: Send) -> None:
-    """The engine could not start (the log says why; clients are not told, since the reason
-    may name internal hosts): 503, or a refused WebSocket."""
-    if kind == "http":
-        await _write(send, Response(503, [("content-type", "text/plain")],
-                                    b"Service Unavailable"))
-    else:
-        await receive()
-        await send({"type": "websocket.close", "code": 1011})
 
 
 async def _write(send: Send, response: Response, head_only: bool = False) -> None:

@@ -5,6 +5,7 @@ sessions down cleanly on SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -88,8 +89,13 @@ async def serve(target: Any, host: str = "127.0.0.1", port: int = 3000, *,
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:
-        # uvicorn skips its shutdown when its task is cancelled: ask it to stop instead, so that
-        # a cancelled serve() shuts down as a signal would (sessions closed, polls answered)
-        server.should_exit = True
-        await serving
+        if server.started:
+            # uvicorn skips its shutdown when its task is cancelled: ask it to stop instead, so
+            # that a cancelled serve() shuts down as a signal would (sessions closed, polls
+            # answered)
+            server.should_exit = True
+        else:  # still starting (an adapter connecting): interrupted, it stops what started
+            serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
         raise

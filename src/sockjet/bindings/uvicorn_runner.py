@@ -47,8 +47,8 @@ class UvicornServer(uvicorn.Server):
             return await super().startup(sockets)
         # the engine's hooks (adapters connecting...) run here, not only on lifespan startup,
         # which a wrapped app may keep to itself; an error stops the start as on native
-        await self._engine.startup()
         try:
+            await self._engine.startup()
             await super().startup(sockets)
         finally:
             if not self.started:  # uvicorn gave up (lifespan failed, port in use): no shutdown

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -141,6 +140,8 @@ class Engine(HasHandlers):
         self._startup: asyncio.Future[None] | None = None  # the run of the starts, once begun
         self._started = False
         self._stopped = False  # the stops ran since the last start: a second shutdown skips them
+        self._shut_down = False
+        self._lifecycle: asyncio.Lock | None = None  # starts and stops take turns
         #: the server's handlers (``connection``)
         self.handlers = Handlers()
         #: told of sessions, refusals, packets and bytes (``None``: nothing is counted; see
@@ -361,9 +362,11 @@ class Engine(HasHandlers):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def add_serving_hooks(self, start: Hook, stop: Hook) -> None:
-        """``start`` runs when a binding starts serving this engine, ``stop`` when it stops.
-        ``stop`` runs even if ``start`` did not (a shutdown without a startup); a ``start`` that
-        fails leaves nothing of its own running and can be tried again."""
+        """``start`` runs when a binding starts serving this engine, ``stop`` when it stops
+        (add them before it serves: a pair added later starts with the next start). Stops must
+        take being called more than once, and without their start: a shutdown runs every stop,
+        also after a start that failed. A ``start`` that fails should leave things so that it
+        can be tried again."""
         self._serving_hooks.append((start, stop))
 
     @property
@@ -371,48 +374,66 @@ class Engine(HasHandlers):
         """Whether :meth:`startup` has completed (and no :meth:`shutdown` came since)."""
         return self._started
 
+    @property
+    def shut_down(self) -> bool:
+        """Whether :meth:`shutdown` ran since the last :meth:`startup` (a binding about to
+        stop: what reaches it then is not a reason to start again)."""
+        return self._shut_down
+
     async def startup(self) -> None:
         """A binding starts serving this engine on the running loop: the start hooks run, once
         until :meth:`shutdown` (every binding path calls this: the runners before listening,
         the ASGI app on lifespan startup and before its first request, since a wrapped app or a
         framework mounting it may never pass lifespan on; callers meanwhile wait for the one
         run). If a start fails (an unreachable Redis), the starts before it are stopped again,
-        the exception is raised to every caller, and the next call tries again."""
+        the exception is raised to every caller, and the next call tries again. Starts and
+        stops never overlap: a start asked during a shutdown runs after its stops."""
         if self._startup is None:
             self.loop = asyncio.get_running_loop()
+            self._shut_down = False
             self._startup = asyncio.ensure_future(self._start_hooks())
         await asyncio.shield(self._startup)
 
+    def _lifecycle_lock(self) -> asyncio.Lock:
+        if self._lifecycle is None:
+            self._lifecycle = asyncio.Lock()
+        return self._lifecycle
+
     async def _start_hooks(self) -> None:
-        done: list[Hook] = []
-        self._stopped = False
-        try:
-            for start, stop in self._serving_hooks:
-                await start()
-                done.append(stop)
+        async with self._lifecycle_lock():
+            done: list[Hook] = []
+            self._stopped = False
+            try:
+                for start, stop in self._serving_hooks:
+                    await start()
+                    done.append(stop)
+            except BaseException:
+                await self._stop_hooks(done)
+                self._startup = None  # after the unwind: a caller meanwhile gets this failure
+                raise
             self._started = True
-        except BaseException:
-            self._startup = None
-            self._stopped = True
-            await self._stop_hooks(done)
-            raise
 
     async def shutdown(self) -> None:
         """Close every session (``"server shutting down"``): pending polls are answered; then
-        the stop hooks run (once: the bindings and lifespan may both ask)."""
+        the stop hooks run (once: the bindings and lifespan may both ask). A start still
+        running is interrupted first."""
         startup, self._startup = self._startup, None
+        self._shut_down = True
         if startup is not None and not startup.done():
-            with contextlib.suppress(Exception):  # a failed start unwinds itself
-                await asyncio.shield(startup)
+            # a start still running (a caller cancelled, a signal during lifespan startup) is
+            # not waited for: interrupted, it stops what it started
+            startup.cancel()
+            await asyncio.wait([startup])
         self._started = False
         for socket in list(self.sessions.values()):
             socket.end("server shutting down")
         # let pending polls and WebSocket writers flush their close
         for _ in range(3):
             await asyncio.sleep(0)
-        if not self._stopped:
-            self._stopped = True
-            await self._stop_hooks([stop for _start, stop in self._serving_hooks])
+        async with self._lifecycle_lock():
+            if not self._stopped:
+                self._stopped = True
+                await self._stop_hooks([stop for _start, stop in self._serving_hooks])
 
     @staticmethod
     async def _stop_hooks(stops: list[Hook]) -> None:

@@ -42,7 +42,8 @@ class SocketIOObserver:
     def event_sent(self, nsp: Namespace, sockets: Sequence[Socket], data: list[Any]) -> None:
         """The event ``data`` (``[event, *args]``) went to these local sockets of ``nsp`` (a
         direct emit, or this server's part of a broadcast: the broadcast's own list of
-        recipients, so that an observer that ignores it costs nothing per recipient)."""
+        recipients, so that an observer that ignores it costs nothing per recipient: read it
+        during the call, neither keep nor change it)."""
 
     def broadcast(self, recipients: int, prepared: Prepared | None) -> None:
         """A broadcast reached ``recipients`` sockets of this server (0 when nobody was

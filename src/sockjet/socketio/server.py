@@ -17,7 +17,7 @@ from ..engine.handlers import H, Invoker
 from ..engine.protocol import SessionState
 from ..engine.server import Engine, new_sid
 from ..engine.session import EngineSocket
-from ..exceptions import ConnectionRefused, DecodeError
+from ..exceptions import AdapterError, ConnectionRefused, DecodeError
 from .namespace import AdapterFactory, Namespace, ParentNamespace
 from .observer import Observers, SocketIOObserver
 from .operator import BroadcastOperator
@@ -179,6 +179,7 @@ class SocketServer:
         #: whether a binding serves this server (adapters made from then on are initialised
         #: at once)
         self._serving = False
+        self._adapters_closed = False  # by a stop: the next start makes new ones
         self.engine.add_serving_hooks(self._init_adapters, self._close_adapters)
         self.of("/")
 
@@ -274,6 +275,8 @@ class SocketServer:
                 # reachable only once its adapter works: if init fails, nothing stays behind
                 try:
                     await child.adapter.init()
+                    if self._adapters_closed:  # the server stopped meanwhile
+                        raise AdapterError("the server is shutting down")
                 except BaseException:
                     self.invoker.track(child.adapter.close())
                     raise
@@ -383,6 +386,12 @@ class SocketServer:
     async def _init_adapters(self) -> None:
         """The binding starts serving: every adapter made so far connects (an adapter that
         cannot, such as a Redis one whose server is unreachable, stops the start)."""
+        if self._adapters_closed:
+            # served before and closed since: closed adapters cannot serve again, so every
+            # namespace gets a new one (no socket is connected between a stop and a start)
+            self._adapters_closed = False
+            for nsp in list(self._nsps.values()):
+                nsp.use_adapter(self._adapter_factory)
         self._serving = True
         try:
             for nsp in list(self._nsps.values()):
@@ -394,6 +403,7 @@ class SocketServer:
 
     async def _close_adapters(self) -> None:
         self._serving = False
+        self._adapters_closed = True
         for nsp in list(self._nsps.values()):
             await nsp.adapter.close()
 

@@ -79,8 +79,8 @@ class NativeServer:
     async def start(self) -> None:
         """Start the engine's hooks, then listen; if listening fails (a port in use), what
         started is stopped again before the error is raised."""
-        await self.engine.startup()
-        try:
+        try:  # cancelled or failed at any point: what started stops again
+            await self.engine.startup()
             await self._listen()
         except BaseException:
             await self.shutdown()
