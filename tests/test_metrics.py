@@ -5,6 +5,7 @@ each metric checked to move as what the clients did says it must."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import re
 import signal
@@ -533,12 +534,27 @@ async def test_cli_metrics_on_the_server_port(app_dir: Path) -> None:
         assert await asyncio.wait_for(proc.wait(), 15) == 0
 
 
+def free_consecutive_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free now (``free_port`` checks one only: the
+    next may be the local port of some connection)."""
+    while True:
+        first = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first + 1, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+
+
 async def test_cli_metrics_port_with_workers(app_dir: Path) -> None:
     """The application enabled metrics at /metrics; with workers, each serves its own on the
     metrics port (worker i on P + i), and none on the shared port (a warning says so)."""
-    port, metrics_port = free_port(), free_port()
-    while metrics_port + 1 == port:
-        metrics_port = free_port()
+    port, metrics_port = free_port(), free_consecutive_ports(2)
+    while port in (metrics_port, metrics_port + 1):
+        port = free_port()
     async with sockjet_process(app_dir, "run", "metrics_app:io_with_path", "--port", str(port),
                                "--workers", "2", "--metrics-port", str(metrics_port)) as proc, \
             httpx.AsyncClient(timeout=10) as http:
