@@ -977,3 +977,50 @@ async def test_a_start_asked_during_a_shutdown_runs_after_its_stops() -> None:
     await starting
     assert log == ["a start", "a stop begins", "a stop ends", "a start"] and engine.started
     await engine.shutdown()
+
+
+async def test_a_start_asked_just_after_a_shutdown_began_runs_after_its_stops() -> None:
+    """The shutdown interrupts the start in progress and takes its turn before a start asked
+    right after it; the interrupted run does not forget the newer one."""
+    engine = EngineServer()
+    log: list[str] = []
+    gate = asyncio.Event()
+    gated_hooks(engine, log, "a", start_gate=gate)
+    first = asyncio.ensure_future(engine.startup())
+    await eventually(lambda: "a start" in log)
+    shutting = asyncio.ensure_future(engine.shutdown())
+    await asyncio.sleep(0)  # it interrupted the start and waits for the unwind
+    second = asyncio.ensure_future(engine.startup())
+    gate.set()
+    await shutting
+    await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert log == ["a start", "a stop begins", "a stop ends", "a start"] and engine.started
+    await engine.startup()  # the second run is the current one: nothing runs again
+    assert log.count("a start") == 2
+    await engine.shutdown()
+
+
+def test_an_engine_starts_and_stops_again_on_another_event_loop() -> None:
+    """asyncio.run twice on one server (a script, a test): what served one loop is not used
+    on the next (asyncio locks and tasks belong to one loop)."""
+    engine = EngineServer()
+    log: list[str] = []
+    recording_hooks(engine, log, "a")  # a start that takes 10 ms
+
+    async def start_and_stop_at_once() -> None:
+        starting = asyncio.ensure_future(engine.startup())
+        await asyncio.sleep(0.005)
+        await engine.shutdown()  # waits for the interrupted start's turn: the lock is used
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+
+    async def start() -> None:
+        await engine.startup()
+
+    for _ in range(2):
+        asyncio.run(start_and_stop_at_once())
+    asyncio.run(start())  # started, never shut down: that loop is gone
+    asyncio.run(start())  # so this loop starts it again
+    assert log == ["a stop", "a stop", "a start", "a start"] and engine.started

@@ -853,3 +853,53 @@ async def test_a_serve_cancelled_while_the_engine_starts_stops_what_started(
     # the start was interrupted and stopped what it started, then the shutdown ran every stop
     assert log == ["start", "slow start", "stop", "slow stop", "stop"]
     assert not engine.started
+
+
+async def test_a_request_waiting_for_a_start_that_a_shutdown_interrupts_gets_503() -> None:
+    rec = Recorder()
+    never = asyncio.Event()
+    started: list[str] = []
+
+    async def slow_start() -> None:
+        started.append("start")
+        await never.wait()
+
+    async def stop() -> None:
+        pass
+
+    rec.engine.add_serving_hooks(slow_start, stop)
+    app = Starlette(routes=[Mount("/rt", app=rec.engine.asgi_app(path="/engine.io/"))])
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        waiting = asyncio.ensure_future(
+            client.get(f"{url}/rt/engine.io/?EIO=4&transport=polling"))
+        await eventually(lambda: started)
+        await rec.engine.shutdown()
+        assert (await waiting).status_code == 503  # not a 500 from a stray cancellation
+
+
+async def test_a_slow_failed_start_is_not_tried_again_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry interval counts from the failure: a start that takes longer than the
+    interval to fail (a connect timeout) does not make the next request wait for another."""
+    monkeypatch.setattr(asgi, "START_RETRY_INTERVAL", 0.2)
+    rec = Recorder()
+    tries: list[float] = []
+
+    async def slow_failure() -> None:
+        tries.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.3)
+        raise sockjet.AdapterError("cannot reach Redis (timeout)")
+
+    async def stop() -> None:
+        pass
+
+    rec.engine.add_serving_hooks(slow_failure, stop)
+    app = Starlette(routes=[Mount("/rt", app=rec.engine.asgi_app(path="/engine.io/"))])
+    engine_url = "/rt/engine.io/?EIO=4&transport=polling"
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        assert (await client.get(url + engine_url)).status_code == 503
+        assert (await client.get(url + engine_url)).status_code == 503
+        assert len(tries) == 1  # the second was answered at once
+        await asyncio.sleep(0.25)
+        assert (await client.get(url + engine_url)).status_code == 503
+        assert len(tries) == 2  # tried again once the interval passed

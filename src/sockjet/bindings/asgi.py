@@ -298,8 +298,14 @@ class ASGIApp:
             return False
         try:
             await engine.startup()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request was cancelled
+            return False  # the start was: a shutdown interrupted it
         except Exception as exc:
-            self._retry_at = now + START_RETRY_INTERVAL
+            # from when it failed: a slow failure (a connect timeout) is not tried at once again
+            self._retry_at = asyncio.get_running_loop().time() + START_RETRY_INTERVAL
             if exc is not self._failure:
                 self._failure = exc
                 log.error("startup failed: %s", exc)

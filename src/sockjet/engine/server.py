@@ -141,7 +141,8 @@ class Engine(HasHandlers):
         self._started = False
         self._stopped = False  # the stops ran since the last start: a second shutdown skips them
         self._shut_down = False
-        self._lifecycle: asyncio.Lock | None = None  # starts and stops take turns
+        #: starts and stops take turns (a lock, and the loop it serves)
+        self._lifecycle: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         #: the server's handlers (``connection``)
         self.handlers = Handlers()
         #: told of sessions, refusals, packets and bytes (``None``: nothing is counted; see
@@ -366,7 +367,8 @@ class Engine(HasHandlers):
         (add them before it serves: a pair added later starts with the next start). Stops must
         take being called more than once, and without their start: a shutdown runs every stop,
         also after a start that failed. A ``start`` that fails should leave things so that it
-        can be tried again."""
+        can be tried again. Hooks must not call :meth:`startup` or :meth:`shutdown` themselves
+        (each waits for the other's turn to end)."""
         self._serving_hooks.append((start, stop))
 
     @property
@@ -388,18 +390,24 @@ class Engine(HasHandlers):
         run). If a start fails (an unreachable Redis), the starts before it are stopped again,
         the exception is raised to every caller, and the next call tries again. Starts and
         stops never overlap: a start asked during a shutdown runs after its stops."""
+        loop = asyncio.get_running_loop()
+        if self._startup is not None and self._startup.get_loop() is not loop:
+            self._startup = None  # started on a loop that is gone (asyncio.run once more)
+            self._started = False
         if self._startup is None:
-            self.loop = asyncio.get_running_loop()
+            self.loop = loop
             self._shut_down = False
             self._startup = asyncio.ensure_future(self._start_hooks())
         await asyncio.shield(self._startup)
 
     def _lifecycle_lock(self) -> asyncio.Lock:
-        if self._lifecycle is None:
-            self._lifecycle = asyncio.Lock()
-        return self._lifecycle
+        loop = asyncio.get_running_loop()
+        if self._lifecycle is None or self._lifecycle[0] is not loop:
+            self._lifecycle = (loop, asyncio.Lock())  # a lock serves one loop
+        return self._lifecycle[1]
 
     async def _start_hooks(self) -> None:
+        run = asyncio.current_task()
         async with self._lifecycle_lock():
             done: list[Hook] = []
             self._stopped = False
@@ -409,7 +417,8 @@ class Engine(HasHandlers):
                     done.append(stop)
             except BaseException:
                 await self._stop_hooks(done)
-                self._startup = None  # after the unwind: a caller meanwhile gets this failure
+                if self._startup is run:  # after the unwind: a caller meanwhile gets this
+                    self._startup = None  # failure (and a newer run stays the current one)
                 raise
             self._started = True
 
@@ -419,18 +428,22 @@ class Engine(HasHandlers):
         running is interrupted first."""
         startup, self._startup = self._startup, None
         self._shut_down = True
+        if startup is not None and startup.get_loop() is not asyncio.get_running_loop():
+            startup = None  # of a loop that is gone
         if startup is not None and not startup.done():
             # a start still running (a caller cancelled, a signal during lifespan startup) is
             # not waited for: interrupted, it stops what it started
             startup.cancel()
-            await asyncio.wait([startup])
-        self._started = False
-        for socket in list(self.sessions.values()):
-            socket.end("server shutting down")
-        # let pending polls and WebSocket writers flush their close
-        for _ in range(3):
-            await asyncio.sleep(0)
+        # all of it in turn: a start asked from now on runs after the stops
         async with self._lifecycle_lock():
+            if startup is not None:
+                await asyncio.wait([startup])
+            self._started = False
+            for socket in list(self.sessions.values()):
+                socket.end("server shutting down")
+            # let pending polls and WebSocket writers flush their close
+            for _ in range(3):
+                await asyncio.sleep(0)
             if not self._stopped:
                 self._stopped = True
                 await self._stop_hooks([stop for _start, stop in self._serving_hooks])
