@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -644,7 +645,7 @@ async def test_workers_that_cannot_reach_redis_say_so_and_serve_once_it_is_back(
         port = free_port()
         log = tmp_path / "sockjet.log"
         async with sockjet_process(tmp_path, "run", "fleetapp:io", "--port", str(port),
-                                   "--workers", "2"):
+                                   "--workers", "2") as proc:
             await eventually(lambda: log.read_text().count(
                 f"cannot start: cannot reach Redis at {r.url}") >= 2, timeout=10)
             assert "Traceback" not in log.read_text()
@@ -658,6 +659,8 @@ async def test_workers_that_cannot_reach_redis_say_so_and_serve_once_it_is_back(
                     await asyncio.sleep(0.2)
             assert client.connected
             await client.disconnect()
+            proc.send_signal(signal.SIGTERM)  # stopped as it should be: nothing left behind
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
 
 
 async def test_a_missing_redis_package_names_the_extra() -> None:

@@ -26,6 +26,7 @@ ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: seconds between two tries of a late start that failed (requests meanwhile get 503 at once)
 START_RETRY_INTERVAL = 1.0
+_UNAVAILABLE = Response(503, [("content-type", "text/plain")], b"Service Unavailable")
 
 _HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
@@ -270,11 +271,15 @@ class ASGIApp:
                 await self._start_late()  # served either way (metrics, when nothing else is)
             return await self._route(path, scope, receive, send)
         if path.startswith(self.path) and kind in ("http", "websocket"):
-            if not engine.started and not await self._start_late():
-                return await self._unavailable(kind, scope, receive, send)
+            # not started (the log says why; clients are not told, since the reason may name
+            # internal hosts): 503, also as a WebSocket handshake's answer where the server
+            # can send one (else the handshake is refused: 403)
+            available = engine.started or await self._start_late()
             if kind == "http":
+                if not available:
+                    return await _write(send, _UNAVAILABLE)
                 return await self._http(scope, receive, send)
-            return await self._websocket(scope, receive, send)
+            return await self._websocket(scope, receive, send, refuse=not available)
         if self.other_asgi_app is not None:
             return await self.other_asgi_app(scope, receive, send)
         if kind == "http":
@@ -312,23 +317,6 @@ class ASGIApp:
             return False
         return True
 
-    async def _unavailable(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """The engine is not started (the log says why; clients are not told, since the
-        reason may name internal hosts): 503, also as a WebSocket handshake's answer where the
-        server can send one (else the handshake is refused: 403)."""
-        if kind == "http":
-            return await _write(send, Response(503, [("content-type", "text/plain")],
-                                               b"Service Unavailable"))
-        try:
-            ws = ASGIWebSocket(scope, receive, send)
-        except (UnicodeDecodeError, ValueError):
-            await receive()
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await ws.reject(503, b"Service Unavailable")
-        ws.close()
-        await ws.wait_closed()
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             request = ASGIHTTPRequest(scope, receive)
@@ -350,7 +338,9 @@ class ASGIApp:
         response = await self.engine.routes[path](request)
         await _write(send, response, head_only=request.method == "HEAD")
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send,
+                         refuse: bool = False) -> None:
+        """A WebSocket to the engine (``refuse``: answered 503, the engine is not started)."""
         try:
             ws = ASGIWebSocket(scope, receive, send)
         except (UnicodeDecodeError, ValueError):
@@ -358,7 +348,10 @@ class ASGIApp:
             await send({"type": "websocket.close", "code": 1008})
             return
         try:
-            await self.engine.handle_websocket(ws)
+            if refuse:
+                await ws.reject(503, _UNAVAILABLE.body)
+            else:
+                await self.engine.handle_websocket(ws)
         finally:
             ws.close()
             await ws.wait_closed()
