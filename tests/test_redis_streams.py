@@ -695,6 +695,16 @@ async def test_an_unreachable_redis_stops_the_server_from_starting() -> None:
             pass
 
 
+async def serves_the_stream(io: sockjet.Server, r: RedisServer) -> None:
+    """``io`` (started, alone on ``r``) is heard by Redis and writes the stream; then closed."""
+    try:
+        assert await io.of("/").adapter.server_count() == 1
+        io.emit("news", 1)
+        await until(lambda: _len_is(r, 1))
+    finally:
+        await io.close()
+
+
 async def test_a_start_that_failed_on_redis_succeeds_once_redis_is_back() -> None:
     async with redis_server() as r:
         await r.stop()
@@ -703,12 +713,7 @@ async def test_a_start_that_failed_on_redis_succeeds_once_redis_is_back() -> Non
             await io.engine.startup()
         await r.start()
         await io.engine.startup()  # tried again: connects, reads the stream
-        try:
-            assert await io.of("/").adapter.server_count() == 1
-            io.emit("news", 1)
-            await until(lambda: _len_is(r, 1))
-        finally:
-            await io.close()
+        await serves_the_stream(io, r)
 
 
 async def test_a_server_stopped_and_started_again_reads_and_writes_the_stream_again() -> None:
@@ -717,12 +722,7 @@ async def test_a_server_stopped_and_started_again_reads_and_writes_the_stream_ag
         await io.engine.startup()
         await io.engine.shutdown()
         await io.engine.startup()  # new connections, a new reader and writer
-        try:
-            assert await io.of("/").adapter.server_count() == 1
-            io.emit("news", 1)
-            await until(lambda: _len_is(r, 1))
-        finally:
-            await io.close()
+        await serves_the_stream(io, r)
 
 
 async def test_a_key_that_is_not_a_stream_stops_the_server_from_starting() -> None:

@@ -322,7 +322,8 @@ class Refusals(SocketIOObserver):
 
 
 class StartingAdapter(ClosingAdapter):
-    """An adapter whose ``init`` waits for ``gate`` and then raises what ``failures`` holds."""
+    """An adapter whose ``init`` waits for ``gate`` and then raises what ``failures`` holds
+    (each test makes its own class: :func:`starting_adapter`)."""
 
     gate: asyncio.Event | None = None
     failures: list[Exception] = []
@@ -339,11 +340,17 @@ class StartingAdapter(ClosingAdapter):
             raise self.failures.pop(0)
 
 
+def starting_adapter(gated: bool = False,
+                     failures: tuple[Exception, ...] = ()) -> type[StartingAdapter]:
+    """A :class:`StartingAdapter` class of the test's own: gated (``gate`` to set), failing
+    with ``failures`` in turn, noting every adapter it makes in ``made``."""
+    return type("Adapter", (StartingAdapter,), {
+        "gate": asyncio.Event() if gated else None, "failures": list(failures), "made": []})
+
+
 async def test_a_dynamic_child_whose_adapter_cannot_start_is_refused_and_not_kept(
         caplog: pytest.LogCaptureFixture) -> None:
-    class Adapter(StartingAdapter):
-        failures = [sockjet.AdapterError("cannot reach Redis")]
-        made: list[StartingAdapter] = []
+    Adapter = starting_adapter(failures=(sockjet.AdapterError("cannot reach Redis"),))
 
     io = sockjet.Server(adapter=Adapter)
     dynamic = io.of(re.compile(r"/dyn-\d+"))
@@ -400,9 +407,7 @@ async def test_a_matcher_that_raises_after_its_client_left_answers_nobody(
 
 
 async def test_a_dynamic_child_whose_adapter_started_after_the_server_stopped_is_dropped() -> None:
-    class Adapter(StartingAdapter):
-        gate = asyncio.Event()
-        made: list[StartingAdapter] = []
+    Adapter = starting_adapter(gated=True)
 
     io = sockjet.Server(adapter=Adapter)
     io.of(re.compile(r"/dyn-\d+"))
@@ -421,9 +426,7 @@ async def test_a_dynamic_child_is_reachable_only_once_its_adapter_started() -> N
     """Two clients ask for a new child together: whichever adapter starts first is the child's,
     the other is closed, and nobody joins before the adapter works."""
 
-    class Adapter(StartingAdapter):
-        gate = asyncio.Event()
-        made: list[StartingAdapter] = []
+    Adapter = starting_adapter(gated=True)
 
     io = sockjet.Server(adapter=Adapter)
     io.of(re.compile(r"/dyn-\d+"))

@@ -9,14 +9,10 @@
 //   "password": "...", "ids": {"v4-ws": sid, ...}, "chat": sid, "screenshots": {name: path}}'
 "use strict";
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 const cfg = JSON.parse(process.argv[2]);
 const MDI = path.join(__dirname, "node_modules/mdi-font");
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const T = { timeout: 10000 };
 
 // Keeps the page's WebSocket objects (the UI's socket.io-client makes them), so that the test can
@@ -58,9 +54,7 @@ async function waitText(page, needle, timeout = 10000) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: FLAGS, headless: true,
-  });
+  const browser = await launch();
   const out = { console: [] };
   try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 860 } });

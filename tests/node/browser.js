@@ -2,20 +2,12 @@
 // stdout, the value the page stores in window.__result (waiting for it), plus console errors.
 // Usage: node browser.js '{"url": "http://127.0.0.1:PORT/page", "timeout": 15000}'
 "use strict";
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 const cfg = JSON.parse(process.argv[2]);
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: FLAGS,
-    headless: true,
-  });
+  const browser = await launch();
   const console_ = [];
   try {
     const page = await browser.newPage();

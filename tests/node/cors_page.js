@@ -14,12 +14,7 @@
 // Usage: node cors_page.js   (commands on stdin)
 "use strict";
 const readline = require("readline");
-const { chromium } = require("playwright-core");
-
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
+const { launch } = require("./chromium");
 
 async function load(browser, cmd) {
   const context = await browser.newContext();
@@ -56,11 +51,7 @@ async function load(browser, cmd) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: FLAGS,
-    headless: true,
-  });
+  const browser = await launch();
   process.stdout.write(JSON.stringify({ ready: true, version: browser.version() }) + "\n");
   const lines = readline.createInterface({ input: process.stdin });
   try {

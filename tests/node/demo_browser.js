@@ -10,14 +10,10 @@
 //   is hidden. The output also lists the requests aborted.
 "use strict";
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 const cfg = JSON.parse(process.argv[2]);
 const BUNDLE = path.join(__dirname, "node_modules/sio4/dist/socket.io.min.js");
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const aborted = [];
 
 async function open(browser, network) {
@@ -78,7 +74,7 @@ async function noClient(browser) {
 }
 
 (async () => {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS });
+  const browser = await launch();
   try {
     const out = await (cfg.expect === "no-client" ? noClient : chat)(browser);
     out.aborted = aborted;

@@ -391,5 +391,3 @@ async def _write(send: Send, response: Response, head_only: bool = False) -> Non
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else response.body})
-
-
